@@ -1,0 +1,213 @@
+"""本书的主任务：按顺序执行各章笔记本，检查它们是否新鲜，并构建 HTML 书。
+
+每章是一对 jupytext 文件：``notebooks/NN_name.py``（百分号格式，是源文件）与
+``notebooks/NN_name.ipynb``（提交时带着完整模式下真实运行的输出）。执行一章时，我们在
+``.ipynb`` 的元数据 ``s4lab`` 里记录章节源码的哈希与 ``s4lab`` 包源码的哈希；之后任何一方
+改动，``check_notebooks`` 都会报告该章的输出已过期。
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import s4lab
+from s4lab.runtime import QUICK_ENV
+
+METADATA_KEY = "s4lab"
+
+
+def find_root(start=None) -> Path:
+    """从 ``start``（默认当前目录）向上寻找含 ``_toc.yml`` 的书的根目录。"""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(
+        f"从 {here} 向上没有找到含 _toc.yml 与 notebooks/ 的目录：请在本书仓库的根目录下运行，或用 --root 指定。"
+    )
+
+
+def list_notebooks(root) -> list[Path]:
+    """按阅读顺序（文件名的编号）返回 ``notebooks/NN_*.py``。"""
+    paths = sorted(Path(root, "notebooks").glob("[0-9][0-9]_*.py"))
+    if not paths:
+        raise FileNotFoundError(f"{Path(root, 'notebooks')} 下没有形如 NN_name.py 的章节文件。")
+    return paths
+
+
+def package_hash() -> str:
+    """``s4lab`` 包内全部 ``.py`` 文件（按相对路径排序）内容的 SHA-256。"""
+    package_dir = Path(s4lab.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        digest.update(path.relative_to(package_dir).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _cell_signature(notebook) -> list:
+    """笔记本内容的签名：每个单元的类型与源码（不含输出与元数据中的运行信息）。"""
+    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
+
+
+def source_hash(py_path) -> str:
+    """章节源码（``.py`` 中各单元的类型与源码）的 SHA-256。"""
+    import jupytext
+
+    notebook = jupytext.read(py_path)
+    payload = json.dumps(_cell_signature(notebook), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def execute_notebook(py_path, quick: bool = False) -> tuple[object, float]:
+    """在新的内核里执行一章（工作目录为 ``notebooks/``），返回 ``(notebook, 秒数)``。
+
+    出错时抛出 ``nbclient`` 的 ``CellExecutionError``，此时不写任何文件。
+    """
+    import jupytext
+    from nbclient import NotebookClient
+
+    py_path = Path(py_path)
+    notebook = jupytext.read(py_path)
+    previous = os.environ.get(QUICK_ENV)
+    os.environ[QUICK_ENV] = "1" if quick else "0"
+    start = time.perf_counter()
+    try:
+        client = NotebookClient(
+            notebook,
+            timeout=None,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(py_path.parent)}},
+        )
+        client.execute()
+    finally:
+        if previous is None:
+            os.environ.pop(QUICK_ENV, None)
+        else:
+            os.environ[QUICK_ENV] = previous
+    seconds = time.perf_counter() - start
+    notebook.metadata[METADATA_KEY] = {
+        "source_sha256": source_hash(py_path),
+        "package_sha256": package_hash(),
+        "mode": "quick" if quick else "full",
+        "seconds": round(seconds, 1),
+    }
+    return notebook, seconds
+
+
+def write_notebook(notebook, ipynb_path) -> None:
+    """把执行后的笔记本写到 ``.ipynb``（先写临时文件再改名）。"""
+    import jupytext
+
+    ipynb_path = Path(ipynb_path)
+    tmp = ipynb_path.with_name(ipynb_path.stem + ".tmp.ipynb")
+    jupytext.write(notebook, tmp, fmt="ipynb")
+    os.replace(tmp, ipynb_path)
+
+
+def check_notebooks(root) -> list[str]:
+    """检查每一对 ``.py``/``.ipynb`` 是否同步、是否在完整模式下执行过、输出是否新鲜。返回问题列表。"""
+    import jupytext
+
+    problems = []
+    current_package = package_hash()
+    for py_path in list_notebooks(root):
+        ipynb_path = py_path.with_suffix(".ipynb")
+        name = py_path.name
+        if not ipynb_path.is_file():
+            problems.append(f"{name}：缺少配对的 {ipynb_path.name}，请运行 s4lab book 生成。")
+            continue
+        source = jupytext.read(py_path)
+        executed = jupytext.read(ipynb_path)
+        if _cell_signature(source) != _cell_signature(executed):
+            problems.append(f"{ipynb_path.name}：单元内容与 {name} 不一致，请重新执行该章（s4lab book --only {py_path.stem}）。")
+        for index, cell in enumerate(executed.cells):
+            if cell.cell_type != "code":
+                continue
+            if cell.get("execution_count") is None:
+                problems.append(f"{ipynb_path.name}：第 {index + 1} 个单元是没有执行过的代码单元。")
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    problems.append(f"{ipynb_path.name}：第 {index + 1} 个单元的输出是错误 {output.get('ename')}。")
+        record = executed.metadata.get(METADATA_KEY)
+        if not record:
+            problems.append(f"{ipynb_path.name}：元数据里没有执行记录，请用 s4lab book 执行。")
+            continue
+        if record.get("mode") != "full":
+            problems.append(f"{ipynb_path.name}：输出来自 {record.get('mode')!r} 模式，提交的输出必须来自完整模式。")
+        if record.get("source_sha256") != source_hash(py_path):
+            problems.append(f"{ipynb_path.name}：执行之后 {name} 又改过，输出已过期。")
+        if record.get("package_sha256") != current_package:
+            problems.append(f"{ipynb_path.name}：执行之后 s4lab 包又改过，输出已过期。")
+    return problems
+
+
+def jupyter_book_command() -> list[str]:
+    """与当前 Python 同一环境里的 ``jupyter-book`` 命令。"""
+    candidate = Path(sys.executable).parent / "jupyter-book"
+    if candidate.is_file():
+        return [str(candidate)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    raise FileNotFoundError('没有找到 jupyter-book 命令：请先安装本书的依赖（pip install -e ".[book,test]"）。')
+
+
+def build_book(root, strict: bool = False) -> None:
+    """用 Jupyter Book 1 构建 HTML（使用已提交的输出，不重新执行），结果在 ``_build/html``。"""
+    command = [*jupyter_book_command(), "build", str(root), "--all"]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    result = subprocess.run(command, cwd=root)
+    if result.returncode != 0:
+        raise RuntimeError(f"构建 HTML 书失败（退出码 {result.returncode}）：见上方 jupyter-book 的输出。")
+
+
+def run_main_job(root, only=None, quick: bool = False, build: bool = True, strict: bool = False) -> dict:
+    """主任务：按顺序执行各章并写回 ``.ipynb``，然后构建 HTML 书。返回各章用时（秒）。"""
+    from nbclient.exceptions import CellExecutionError
+
+    root = Path(root)
+    notebooks = list_notebooks(root)
+    if only:
+        wanted = set(only)
+        unknown = wanted - {p.stem for p in notebooks}
+        if unknown:
+            raise ValueError(f"没有这些章节：{sorted(unknown)}；可选：{[p.stem for p in notebooks]}。")
+        notebooks = [p for p in notebooks if p.stem in wanted]
+    times = {}
+    total_start = time.perf_counter()
+    mode = "快速模式" if quick else "完整模式"
+    for number, py_path in enumerate(notebooks, start=1):
+        print(f"[{number}/{len(notebooks)}] 执行 {py_path.name}（{mode}）……", flush=True)
+        try:
+            notebook, seconds = execute_notebook(py_path, quick=quick)
+        except CellExecutionError as error:
+            raise RuntimeError(
+                f"执行 {py_path.name} 失败，已有的 {py_path.with_suffix('.ipynb').name} 保持不变。\n{error}"
+            ) from None
+        write_notebook(notebook, py_path.with_suffix(".ipynb"))
+        times[py_path.stem] = round(seconds, 1)
+        print(f"[{number}/{len(notebooks)}] {py_path.name} 完成，用时 {seconds:.1f} 秒。", flush=True)
+    total = time.perf_counter() - total_start
+    record = {"mode": "quick" if quick else "full", "chapters": times, "total_seconds": round(total, 1)}
+    runs = root / "runs"
+    runs.mkdir(exist_ok=True)
+    (runs / f"main_job_{record['mode']}.json").write_text(
+        json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    print(f"全部 {len(notebooks)} 章执行完毕，共用时 {total / 60:.1f} 分钟。", flush=True)
+    if build:
+        build_start = time.perf_counter()
+        build_book(root, strict=strict)
+        print(f"HTML 书已生成：{root / '_build' / 'html' / 'index.html'}（构建用时 {time.perf_counter() - build_start:.1f} 秒）。")
+    return record

@@ -1,0 +1,111 @@
+"""笔记本新鲜度检查：未执行、错误输出、输入不一致、源码或 s4lab 改动后过期、快速模式输出，都要被发现。"""
+
+import copy
+import shutil
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from s4lab import notebooks
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HEADER = (REPO_ROOT / "notebooks" / "HEADER.txt").read_text(encoding="utf-8")
+SOURCE = HEADER + '\n# %% [markdown]\n# # 小测试\n\n# %%\nprint("你好", 1 + 1)\n'
+
+
+@pytest.fixture(scope="module")
+def executed_book(tmp_path_factory):
+    """一本只有一章的小书，在完整模式下真实执行过一次。"""
+    root = tmp_path_factory.mktemp("book")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: notebooks/01_tiny\n", encoding="utf-8")
+    (root / "notebooks").mkdir()
+    py_path = root / "notebooks" / "01_tiny.py"
+    py_path.write_text(SOURCE, encoding="utf-8")
+    notebook, _ = notebooks.execute_notebook(py_path)
+    notebooks.write_notebook(notebook, py_path.with_suffix(".ipynb"))
+    return root
+
+
+@pytest.fixture
+def book(executed_book, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(executed_book, root)
+    return root
+
+
+def _edit_ipynb(root, edit):
+    path = root / "notebooks" / "01_tiny.ipynb"
+    notebook = jupytext.read(path)
+    edit(notebook)
+    jupytext.write(notebook, path, fmt="ipynb")
+
+
+def test_fresh_notebook_passes(book):
+    assert notebooks.check_notebooks(book) == []
+    outputs = jupytext.read(book / "notebooks" / "01_tiny.ipynb").cells[1].outputs
+    assert "你好 2" in outputs[0]["text"]
+
+
+def test_edited_source_is_stale(book):
+    py_path = book / "notebooks" / "01_tiny.py"
+    py_path.write_text(SOURCE.replace("1 + 1", "1 + 2"), encoding="utf-8")
+    problems = notebooks.check_notebooks(book)
+    assert any("不一致" in p for p in problems)
+    assert any("过期" in p for p in problems)
+
+
+def test_changed_package_is_stale(book, monkeypatch):
+    monkeypatch.setattr(notebooks, "package_hash", lambda: "0" * 64)
+    assert any("s4lab 包又改过" in p for p in notebooks.check_notebooks(book))
+
+
+def test_unexecuted_cell_is_reported(book):
+    def clear(nb):
+        nb.cells[1].execution_count = None
+        nb.cells[1].outputs = []
+
+    _edit_ipynb(book, clear)
+    assert any("没有执行过" in p for p in notebooks.check_notebooks(book))
+
+
+def test_error_output_is_reported(book):
+    def add_error(nb):
+        nb.cells[1].outputs.append(
+            nbformat.v4.new_output("error", ename="ValueError", evalue="坏了", traceback=[])
+        )
+
+    _edit_ipynb(book, add_error)
+    assert any("ValueError" in p for p in notebooks.check_notebooks(book))
+
+
+def test_quick_mode_output_is_rejected(book):
+    def mark_quick(nb):
+        record = copy.deepcopy(nb.metadata["s4lab"])
+        record["mode"] = "quick"
+        nb.metadata["s4lab"] = record
+
+    _edit_ipynb(book, mark_quick)
+    assert any("完整模式" in p for p in notebooks.check_notebooks(book))
+
+
+def test_missing_ipynb_is_reported(book):
+    (book / "notebooks" / "01_tiny.ipynb").unlink()
+    assert any("缺少配对" in p for p in notebooks.check_notebooks(book))
+
+
+def test_failed_execution_keeps_committed_ipynb(book):
+    ipynb = book / "notebooks" / "01_tiny.ipynb"
+    before = ipynb.read_bytes()
+    py_path = book / "notebooks" / "01_tiny.py"
+    py_path.write_text(SOURCE.replace('print("你好", 1 + 1)', 'raise ValueError("故意出错")'), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="保持不变"):
+        notebooks.run_main_job(book, build=False)
+    assert ipynb.read_bytes() == before
+
+
+def test_repository_chapters_are_numbered_pairs():
+    for py_path in notebooks.list_notebooks(REPO_ROOT):
+        assert py_path.with_suffix(".ipynb").is_file(), py_path.name
+        assert jupytext.read(py_path).metadata["kernelspec"]["name"] == "python3"
