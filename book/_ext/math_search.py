@@ -1,0 +1,103 @@
+"""本书的 Sphinx 扩展：离线的数学公式与中文术语搜索。
+
+- MathJax 3：从 PyPI 包 ``django-static-mathjax``（MathJax 3.2.2 的完整文件）里复制 ``es5`` 目录到
+  构建结果的 ``_static/mathjax/``，并把 ``mathjax_path`` 指向它。Sphinx 只在含公式的页面上加这个脚本。
+  我们不把 MathJax 放进仓库的 ``_static/``，因为 Jupyter Book 1 会把那里的每个 ``.js`` 加到每一页。
+- jieba 词表：Sphinx 的中文搜索按当前工作目录解析 ``html_search_options["dict"]``，文件不存在时
+  静默忽略。这里把相对路径解析为相对书的源目录的绝对路径，文件不存在时报错。
+- 术语的子词：jieba 的 ``cut_for_search`` 只把长词再切出 2 字和 3 字的词，所以“状态空间模型”
+  不会给索引带来“状态空间”。这里在每个切出的词里再找词表中 4 字及以上的术语，一并加入索引。
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.errors import ConfigError, ExtensionError
+from sphinx.search.zh import SearchChinese
+
+# 与 Sphinx 7.4 默认的 CDN 地址（mathjax@3/es5/tex-mml-chtml.js）用同一个组件。
+MATHJAX_ENTRY = "tex-mml-chtml.js"
+MATHJAX_FOLDER = "mathjax"  # 构建结果里 _static/ 下的目录名
+# cut_for_search 自己会切出的子词最长 3 字，更长的术语由 GlossarySearchChinese 补上。
+SHORTEST_ADDED_TERM = 4
+
+
+def mathjax_es5_dir() -> Path:
+    """返回已安装的 ``django-static-mathjax`` 包里 MathJax 的 ``es5`` 目录。"""
+    try:
+        package = resources.files("mathjax")
+    except ModuleNotFoundError:
+        raise ExtensionError(
+            '没有找到 Python 包 django-static-mathjax（导入名 mathjax）：请先运行 pip install -e ".[book]"。'
+        ) from None
+    es5 = Path(str(package)) / "static" / "mathjax" / "es5"
+    if not (es5 / MATHJAX_ENTRY).is_file():
+        raise ExtensionError(f"{es5} 里没有 {MATHJAX_ENTRY}：django-static-mathjax 的安装不完整。")
+    return es5
+
+
+def read_dictionary_words(path) -> list[str]:
+    """读取 jieba 词表（每行“词 [词频] [词性]”），返回词的列表，跳过空行。"""
+    words = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if fields:
+            words.append(fields[0])
+    return words
+
+
+class GlossarySearchChinese(SearchChinese):
+    """Sphinx 的中文搜索，另外把长词里包含的词表术语（4 字及以上）加入索引。"""
+
+    def init(self, options: dict[str, str]) -> None:
+        super().init(options)
+        dict_path = options.get("dict")
+        words = read_dictionary_words(dict_path) if dict_path else []
+        self.long_terms = sorted({word for word in words if len(word) >= SHORTEST_ADDED_TERM})
+
+    def split(self, input: str) -> list[str]:
+        terms = super().split(input)
+        contained = [
+            glossary_term
+            for term in terms
+            if len(term) > SHORTEST_ADDED_TERM
+            for glossary_term in self.long_terms
+            if glossary_term != term and glossary_term in term
+        ]
+        return terms + contained
+
+
+def configure(app: Sphinx, config: Config) -> None:
+    """把 MathJax 指向本地副本，并把 jieba 词表的路径改成绝对路径。"""
+    mathjax_es5_dir()  # 缺包时在构建开始时就报错，而不是构建完才发现。
+    config.mathjax_path = f"{MATHJAX_FOLDER}/{MATHJAX_ENTRY}"
+
+    options = dict(config.html_search_options or {})
+    dict_path = options.get("dict")
+    if dict_path:
+        resolved = Path(app.srcdir, dict_path).resolve()
+        if not resolved.is_file():
+            raise ConfigError(f"html_search_options 的 dict 指向的 jieba 词表不存在：{resolved}")
+        options["dict"] = str(resolved)
+        config.html_search_options = options
+
+
+def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
+    """HTML 类构建成功后，把 MathJax 的 es5 目录复制到 ``_static/mathjax/``。"""
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir, "_static", MATHJAX_FOLDER)
+    shutil.copytree(mathjax_es5_dir(), target, dirs_exist_ok=True)
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_search_language(GlossarySearchChinese)
+    # priority 900：在 Jupyter Book 与其他扩展的 config-inited 处理之后运行。
+    app.connect("config-inited", configure, priority=900)
+    app.connect("build-finished", copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
