@@ -6,20 +6,21 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def corpus_path() -> Path | None:
-    """返回真实语料的路径：优先 S4LAB_DATA，其次仓库旁边的 ../shared/data/tinyshakespeare.txt。"""
-    value = os.environ.get("S4LAB_DATA")
-    if value and Path(value).is_file():
-        return Path(value)
-    fallback = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-    return fallback if fallback.is_file() else None
+FALLBACK_CORPUS = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
 @pytest.fixture(scope="session")
 def corpus_file() -> Path:
-    path = corpus_path()
-    if path is None:
-        pytest.skip("没有找到 TinyShakespeare：请把环境变量 S4LAB_DATA 设为 tinyshakespeare.txt 的路径。")
-    return path
+    """真实语料的路径：先看 S4LAB_DATA，再看仓库上一级的 shared/data；都没有时跳过。
+
+    设置了 S4LAB_DATA 却指向不存在的文件是配置错误，测试失败而不是跳过。
+    """
+    env = os.environ.get("S4LAB_DATA", "").strip()
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            pytest.fail(f"S4LAB_DATA={env} 不是一个文件：请改正这个环境变量。")
+        return path
+    if FALLBACK_CORPUS.is_file():
+        return FALLBACK_CORPUS
+    pytest.skip(f"没有真实语料：请把 S4LAB_DATA 设为 tinyshakespeare.txt 的路径（也没有找到 {FALLBACK_CORPUS}）。")

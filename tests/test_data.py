@@ -1,6 +1,6 @@
 """s4lab.data 的测试：真实语料的大小与校验和、词表、切分、批次、评估窗口和 load_text 的查找顺序。
 
-需要真实语料的测试从环境变量 S4LAB_DATA 读取路径，未设置时退回 FALLBACK_CORPUS
+需要真实语料的测试使用 conftest.py 中的 corpus_file 夹具（S4LAB_DATA，或仓库上一级的 shared/data）。
 （仓库上一级目录中 shared/data 下的语料），两者都没有时跳过。下载相关的测试在 test_download.py。
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import time
 import urllib.request
 from pathlib import Path
@@ -31,29 +30,9 @@ from s4lab.data import (
     split_text,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FALLBACK_CORPUS = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-
-
-def find_corpus() -> Path | None:
-    """返回真实语料的路径：先看 S4LAB_DATA，再看 FALLBACK_CORPUS，都没有时返回 None。"""
-    env = os.environ.get(data.DATA_ENV, "").strip()
-    if env:
-        return Path(env)
-    if FALLBACK_CORPUS.is_file():
-        return FALLBACK_CORPUS
-    return None
-
-
 @pytest.fixture(scope="module")
-def corpus_path() -> Path:
-    path = find_corpus()
-    if path is None:
-        pytest.skip(f"没有真实语料：请把 S4LAB_DATA 设为 tinyshakespeare.txt 的路径（也没有找到 {FALLBACK_CORPUS}）")
-    if not path.is_file():
-        # 设置了 S4LAB_DATA 却指错了路径是配置错误，应当失败而不是跳过。
-        pytest.fail(f"S4LAB_DATA={path} 不是一个文件：请改正这个环境变量。")
-    return path
+def corpus_path(corpus_file) -> Path:
+    return corpus_file
 
 
 @pytest.fixture(scope="module")

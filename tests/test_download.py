@@ -1,37 +1,24 @@
 """load_text 的下载路径：用本机 127.0.0.1 上的真实 HTTP 服务器测试，不访问外网。
 
-服务器发送真实语料的字节（校验和必须对得上），所以需要 S4LAB_DATA 或 FALLBACK_CORPUS
-（仓库上一级目录中 shared/data 下的语料），两者都没有时跳过。
+服务器发送真实语料的字节（校验和必须对得上），语料来自 conftest.py 中的 corpus_file 夹具，
+找不到语料时跳过。
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.server
-import os
 import socket
 import threading
-from pathlib import Path
 
 import pytest
 
 from s4lab import data
 from s4lab.data import CACHE_FILE_NAME, SHA256, DataError, load_text
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FALLBACK_CORPUS = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-
-
 @pytest.fixture(scope="module")
-def corpus_bytes() -> bytes:
-    env = os.environ.get(data.DATA_ENV, "").strip()
-    if env and not Path(env).is_file():
-        # 设置了 S4LAB_DATA 却指错了路径是配置错误，应当失败而不是跳过。
-        pytest.fail(f"S4LAB_DATA={env} 不是一个文件：请改正这个环境变量。")
-    path = Path(env) if env else FALLBACK_CORPUS
-    if not path.is_file():
-        pytest.skip(f"没有真实语料：请把 S4LAB_DATA 设为 tinyshakespeare.txt 的路径（也没有找到 {FALLBACK_CORPUS}）")
-    raw = path.read_bytes()
+def corpus_bytes(corpus_file) -> bytes:
+    raw = corpus_file.read_bytes()
     assert hashlib.sha256(raw).hexdigest() == SHA256
     return raw
 
