@@ -14,16 +14,19 @@ fi
 step() { printf '\n== %s ==\n' "$1"; }
 start=$SECONDS
 
-step "1/4 笔记本配对与新鲜度"
+step "1/5 笔记本配对与新鲜度"
 s4lab check
 
-step "2/4 单元测试"
+step "2/5 单元测试"
 python -m pytest -q -p no:cacheprovider
 
-step "3/4 nbval（快速模式）"
+step "3/5 nbval（快速模式）"
 S4LAB_QUICK=1 python -m pytest -q -p no:cacheprovider --nbval-lax notebooks/
 
-step "4/4 构建 HTML 书（警告即错误）"
+step "4/5 构建 HTML 书（警告即错误）"
 s4lab book --no-execute --strict
+
+step "5/5 浏览器里检查构建好的书（chromium）"
+python -m pytest -q -p no:cacheprovider tests/browser/check_built_book.py
 
 echo "全部测试通过，用时 $((SECONDS - start)) 秒。"
