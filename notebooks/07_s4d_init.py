@@ -264,7 +264,7 @@ assert (A_raw.real < 0).all()
 print(f"原始参数取 [-1e4, 1e4] 时 Re(A) 全部 < 0：{bool((A_raw.real < 0).all())}")
 
 # %% [markdown]
-# 为了让数值保持有限，层在取指数之前把 `log_A_real` 截断在一个远离初始值的区间里，所以 Re(A) 的取值范围是：
+# 为了让数值保持有限，层在取指数之前把 `log_A_real` 截断在一个远离初始值的区间里，所以 $\mathrm{Re}(A)$ 的取值范围是：
 
 # %%
 low, high = LOG_A_REAL_RANGE
