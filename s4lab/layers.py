@@ -34,6 +34,8 @@ class S4DLayer(nn.Module):
     """
 
     ssm_parameter_names = ("log_dt", "log_A_real", "A_imag")
+    # 卷积核的算法，见 ``ssm.s4d_kernel``；基准测试把它改成 "vandermonde" 来对照直接公式。
+    kernel_method = "chunked"
 
     def __init__(
         self,
@@ -86,7 +88,7 @@ class S4DLayer(nn.Module):
 
     def kernel(self, L: int) -> torch.Tensor:
         """长度为 L 的卷积核，形状 (H, L)，实数。"""
-        return ssm.s4d_kernel(self.A(), self.C_complex(), torch.log(self.dt()), L)
+        return ssm.s4d_kernel(self.A(), self.C_complex(), torch.log(self.dt()), L, method=self.kernel_method)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, L, H) → (B, L, H)。"""
@@ -101,14 +103,16 @@ class S4DLayer(nn.Module):
         return F.glu(self.output_linear(y), dim=-1)  # (B, L, H)
 
 
-def rotary_embedding(q: torch.Tensor, k: torch.Tensor, base: float = 10000.0):
+def rotary_embedding(q: torch.Tensor, k: torch.Tensor, base: float = 10000.0, offset: int = 0):
     """给 q、k 施加旋转位置编码（RoPE）。q, k: (B, heads, L, head_dim)，head_dim 为偶数。
 
     第 j 对通道以角速度 base^(−2j/head_dim) 随位置旋转，于是 q·k 只依赖两者的相对位置。
+    ``offset`` 是第一个位置的编号：带 KV 缓存逐步生成时，新词元的位置从缓存长度开始。
     """
     L, head_dim = q.shape[-2], q.shape[-1]
     inv_freq = base ** (-torch.arange(0, head_dim, 2, device=q.device, dtype=torch.float32) / head_dim)
-    angles = torch.arange(L, device=q.device, dtype=torch.float32).unsqueeze(-1) * inv_freq  # (L, head_dim/2)
+    positions = torch.arange(offset, offset + L, device=q.device, dtype=torch.float32)  # (L,)
+    angles = positions.unsqueeze(-1) * inv_freq  # (L, head_dim/2)
     cos, sin = angles.cos().to(q.dtype), angles.sin().to(q.dtype)
 
     def rotate(t):
