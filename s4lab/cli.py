@@ -1,7 +1,8 @@
 """命令行入口 ``s4lab``。
 
 - ``s4lab book``：主任务，按顺序在完整模式下执行全部章节、写回输出，再构建 HTML 书；
-- ``s4lab check``：检查每一对 ``.py``/``.ipynb`` 是否同步、已执行、没有错误输出、没有过期。
+- ``s4lab check``：检查每一对 ``.py``/``.ipynb`` 是否同步、已执行、没有错误输出、没有过期；
+- ``s4lab bench``：效率基准测试（``--quick`` 供 CI 使用），结果写成 JSON 并打印一张表。
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from s4lab import notebooks
+from s4lab import bench, notebooks
 from s4lab.runtime import is_quick
 
 
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="检查笔记本是否同步、已执行且输出新鲜")
     check.add_argument("--root", default=None, help="书的根目录（含 _toc.yml）")
     check.set_defaults(func=cmd_check)
+
+    bench.add_subcommands(sub)
     return parser
 
 
