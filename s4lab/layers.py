@@ -84,7 +84,8 @@ class S4DLayer(nn.Module):
 
     def dt(self) -> torch.Tensor:
         """步长 Δ，形状 (H,)，截断在 [1e-4, 10]。"""
-        return torch.exp(self.log_dt).clamp(*DT_RANGE)
+        # 先截断 log Δ 再取指数：log Δ 极大时 exp 溢出为 inf，反向传播里的 0·inf 会变成 NaN。
+        return torch.exp(self.log_dt.clamp(math.log(DT_RANGE[0]), math.log(DT_RANGE[1])))
 
     def kernel(self, L: int) -> torch.Tensor:
         """长度为 L 的卷积核，形状 (H, L)，实数。"""
@@ -94,10 +95,12 @@ class S4DLayer(nn.Module):
         """x: (B, L, H) → (B, L, H)。"""
         L = x.shape[1]
         u = x.transpose(1, 2)  # (B, H, L)
-        K = self.kernel(L)  # (H, L)
-        # 卷积至少在 float32 中计算：FFT 不支持 bfloat16，而且长序列的求和需要这个精度；float64 保持 float64。
+        # 卷积核与卷积至少在 float32 中计算：FFT 不支持 bfloat16，而且长序列的求和需要这个精度；
+        # float64 保持 float64。关闭 autocast，否则它会把卷积核里的 einsum 降到 bfloat16。
         work = torch.float64 if x.dtype == torch.float64 else torch.float32
-        y = ssm.causal_fft_conv(u.to(work), K.to(work)) + self.D.unsqueeze(-1) * u  # (B, H, L)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            K = self.kernel(L)  # (H, L)
+            y = ssm.causal_fft_conv(u.to(work), K.to(work)) + self.D.unsqueeze(-1) * u.to(work)  # (B, H, L)
         y = self.dropout(F.gelu(y.to(x.dtype)))
         y = y.transpose(1, 2)  # (B, L, H)
         return F.glu(self.output_linear(y), dim=-1)  # (B, L, H)
