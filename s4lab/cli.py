@@ -2,6 +2,7 @@
 
 - ``s4lab book``：主任务，按顺序在完整模式下执行全部章节、写回输出，再构建 HTML 书；
 - ``s4lab check``：检查每一对 ``.py``/``.ipynb`` 是否同步、已执行、没有错误输出、没有过期；
+- ``s4lab train`` / ``s4lab sample``：按 YAML 配置训练（可续训）与从检查点生成文本；
 - ``s4lab bench``：效率基准测试（``--quick`` 供 CI 使用），结果写成 JSON 并打印一张表。
 """
 
@@ -11,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from s4lab import bench, notebooks
+from s4lab import bench, notebooks, train_cli
 from s4lab.runtime import is_quick
 
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--root", default=None, help="书的根目录（含 _toc.yml）")
     check.set_defaults(func=cmd_check)
 
+    train_cli.add_subcommands(sub)
     bench.add_subcommands(sub)
     return parser
 
