@@ -14,19 +14,22 @@ fi
 step() { printf '\n== %s ==\n' "$1"; }
 start=$SECONDS
 
-step "1/5 笔记本配对与新鲜度"
+step "1/6 笔记本配对与新鲜度"
 s4lab check
 
-step "2/5 单元测试"
+step "2/6 单元测试"
 python -m pytest -q -p no:cacheprovider
 
-step "3/5 nbval（快速模式）"
+step "3/6 基准测试（快速模式）"
+s4lab bench --quick --out runs/bench_quick.json
+
+step "4/6 nbval（快速模式）"
 S4LAB_QUICK=1 python -m pytest -q -p no:cacheprovider --nbval-lax notebooks/
 
-step "4/5 构建 HTML 书（警告即错误）"
+step "5/6 构建 HTML 书（警告即错误）"
 s4lab book --no-execute --strict
 
-step "5/5 浏览器里检查构建好的书（chromium）"
+step "6/6 浏览器里检查构建好的书（chromium）"
 python -m pytest -q -p no:cacheprovider tests/browser/check_built_book.py
 
 echo "全部测试通过，用时 $((SECONDS - start)) 秒。"
