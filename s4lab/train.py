@@ -459,6 +459,6 @@ def read_metrics(path) -> list[dict]:
     """读取 ``metrics.jsonl``。"""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"指标文件 {path} 不存在：请先运行训练那一章（09_training）。")
+        raise FileNotFoundError(f"指标文件 {path} 不存在：请先运行训练那一章（10_training）或 s4lab train。")
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -45,7 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
-SCREENSHOT_PAGES = {"notebooks/01_data": "01_data.png", "notebooks/09_training": "09_training.png"}
+SCREENSHOT_PAGES = {"notebooks/01_data": "01_data.png", "notebooks/10_training": "10_training.png"}
 SEARCH_QUERIES = ["卷积", "状态空间", "卷积核", "离散化", "困惑度"]
 PAGE_TIMEOUT_MS = 60_000
 # 可见文本里出现这些串，说明 MathJax 没有排版那处公式。
