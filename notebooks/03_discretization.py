@@ -19,7 +19,7 @@
 #
 # ## 学习目标
 #
-# - 从连续系统推导三种离散化方法：前向欧拉（forward Euler）、双线性变换（bilinear transform，又称 Tustin 方法）与零阶保持（zero-order hold，ZOH）；
+# - 从连续系统推导三种离散化方法：前向欧拉法（forward Euler method）、双线性变换（bilinear transform，又称 Tustin 方法）与零阶保持（zero-order hold，ZOH）；
 # - 用数值实验验证：ZOH 对分段常数输入是精确的；平滑输入下各方法的收敛阶，以及收敛阶如何取决于输入样本代表什么；
 # - 理解为什么要用 $\varphi(x) = (e^x - 1)/x$ 的专门实现，而不是直接写出公式；
 # - 比较三种方法的稳定性：ZOH 与双线性对任意步长 $\Delta > 0$ 都稳定，欧拉法超过某个步长就会发散。
@@ -48,7 +48,7 @@ from s4lab.ssm import discretize, expm1_over_x, scan
 setup_chinese_font()
 
 # %% [markdown]
-# ## 前向欧拉：一阶泰勒展开
+# ## 前向欧拉法：一阶泰勒展开
 #
 # 最直接的想法是把导数换成差商。在 $t_{k-1}$ 处做一阶泰勒展开：$x(t_{k-1} + \Delta) = x(t_{k-1}) + \Delta x'(t_{k-1}) + O(\Delta^2)$，
 # 丢掉 $O(\Delta^2)$ 并代入 {eq}`eq-ssm-state`：
@@ -57,7 +57,7 @@ setup_chinese_font()
 # x_k = x_{k-1} + \Delta (A x_{k-1} + B u_k) \quad\Longrightarrow\quad \bar{A} = I + \Delta A, \quad \bar{B} = \Delta B
 # $$ (eq-euler)
 #
-# 严格的前向欧拉用 $u_{k-1}$；为了和另外两种方法使用同一个输入下标，这里写成 $u_k$，两者相差的也只是 $O(\Delta^2)$ 的局部误差。
+# 严格的前向欧拉法用 $u_{k-1}$；为了和另外两种方法使用同一个输入下标，这里写成 $u_k$，两者相差的也只是 $O(\Delta^2)$ 的局部误差。
 # 每一步丢掉 $O(\Delta^2)$，走到固定时刻 $T$ 需要 $T/\Delta$ 步，所以全局误差是 $O(\Delta)$：欧拉法是一阶方法。
 
 # %% [markdown]

@@ -17,10 +17,10 @@
 # (ch-recurrence)=
 # # 递推模式
 #
-# 训练时，S4D 层把整段序列一次性做卷积（见 {ref}`ch-kernel` 与 {ref}`ch-fft`），所有位置并行计算。
+# 训练时，S4D 层按卷积模式（convolutional mode）工作：把整段序列一次性做卷积（见 {ref}`ch-kernel` 与 {ref}`ch-fft`），所有位置并行计算。
 # 生成文本时情况不同：模型每次只产生一个字符，再把它作为下一步的输入。
 # 如果每来一个新字符都把整段前缀重新卷积一遍，第 t 步的代价随 t 增长。
-# 本章说明同一个层也可以写成逐步的递推（recurrence）：每一步只更新一个固定大小的状态，代价与已经生成的长度无关。
+# 本章说明同一个层也可以写成逐步的递推，即递推模式（recurrent mode）：每一步只更新一个固定大小的状态，代价与已经生成的长度无关。
 #
 # ## 学习目标
 #
@@ -146,7 +146,7 @@ print(f"实际误差：float64 {err64:.1e}，float32 {err32:.1e}")
 
 # %% [markdown]
 # 另一个角度看同一件事：把单位脉冲 $u = (1, 0, 0, \dots)$ 送进递推，输出恰好是卷积核 $K$，
-# 因为 {eq}`eq-rec-conv` 中只剩 $j = k$ 那一项。这也是卷积核又叫脉冲响应（impulse response）的原因。
+# 因为 {eq}`eq-rec-conv` 中只剩 $j = k$ 那一项。这也是卷积核又叫冲激响应（impulse response）的原因。
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -155,7 +155,7 @@ impulse[:, 0] = 1.0
 K_from_scan = ssm.scan(A_bar, B_bar, C, impulse, conj_pairs=True)  # (H, L)
 err_impulse = ((K_from_scan - K).abs().max() / K.abs().max()).item()
 assert err_impulse <= 1e-10, err_impulse
-print(f"脉冲响应与卷积核的最大相对误差 ≤ 1e-10：{err_impulse <= 1e-10}")
+print(f"冲激响应与卷积核的最大相对误差 ≤ 1e-10：{err_impulse <= 1e-10}")
 
 # %% [markdown]
 # ## 生成：接着状态往下算
@@ -270,7 +270,7 @@ plt.show()
 #
 # ## 练习
 #
-# 1. 把 `step` 改成前向欧拉离散化（`"euler"`），再与 `layer.kernel(L)` 的卷积比较。误差随 k 怎样变化？为什么？
+# 1. 把 `step` 改成前向欧拉法离散化（`"euler"`），再与 `layer.kernel(L)` 的卷积比较。误差随 k 怎样变化？为什么？
 # 2. 在 float32 下把 L 增大到 65,536，观察递推与卷积的相对误差如何增长，并解释误差来自哪里。
 # 3. 递推模式能直接用于训练吗？估计训练一个长度为 L 的批次时，递推与 FFT 卷积各需要多少个串行步骤。
 # 4. 写一个函数，用卷积核对提示做一次卷积得到输出，再直接算出提示结束时的状态 $x$（提示：$x_k = \sum_j \bar{A}^{\,k-j} \bar{B} u_j$），然后用递推继续生成，并与整段递推比较。
