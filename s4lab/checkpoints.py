@@ -85,6 +85,8 @@ def read_checkpoint(path, map_location="cpu") -> dict:
     文件缺失、损坏、含有普通类型以外的对象或格式版本不符时抛出中文说明的异常。
     """
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"检查点 {path} 是一个目录：请指向其中的 .pt 文件，例如 {path / 'best.pt'}。")
     if not path.is_file():
         raise FileNotFoundError(f"检查点 {path} 不存在：请先运行训练（例如训练那一章或 s4lab train），或检查路径。")
     try:
@@ -118,6 +120,15 @@ def _build_from_checkpoint(checkpoint: dict, path: Path) -> CharLM:
             f"d_model={config.d_model}，n_layers={config.n_layers}，vocab_size={config.vocab_size}）不一致，"
             f"文件可能被改动过：{first_line[:200]}"
         ) from None
+    broken = [
+        name for name, tensor in checkpoint["model"].items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    if broken:
+        raise CheckpointError(
+            f"检查点 {path} 中有 {len(broken)} 个权重张量含有 NaN 或无穷大（例如 {broken[0]}）："
+            "文件可能已损坏，请换用运行目录里较早的检查点（step-*.pt）。"
+        )
     return model
 
 
