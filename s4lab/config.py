@@ -209,8 +209,10 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 def read_yaml(path) -> dict:
     """读取一个 YAML 配置文件，返回顶层映射。文件缺失、语法错误、重复键都抛出 :class:`ConfigError`。"""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError([f"配置文件 {path} 是一个目录：请指向其中的 .yaml 文件，例如 configs/s4d_cpu_small.yaml。"])
     if not path.is_file():
-        raise ConfigError([f"配置文件 {path} 不存在：请检查路径，仓库自带的配置在 configs/ 目录下。"])
+        raise ConfigError([f"配置文件 {path} 不存在：请检查路径（相对路径从当前目录 {Path.cwd()} 算起），仓库自带的配置在 configs/ 目录下。"])
     try:
         values = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except yaml.YAMLError as error:
@@ -363,7 +365,8 @@ def _check_combinations(model: str, lm: dict, train: dict, data: dict, run: dict
         )
     if train["warmup_steps"] > train["max_steps"]:
         problems.append(
-            f"train.warmup_steps = {train['warmup_steps']!r} 无效：不能超过 train.max_steps = {train['max_steps']!r}。"
+            f"train.warmup_steps = {train['warmup_steps']!r} 无效：不能超过 train.max_steps = {train['max_steps']!r}"
+            "（训练很短时可以同时设置 --set train.warmup_steps=0）。"
         )
     device = run["device"]
     try:

@@ -107,7 +107,7 @@ def _text_from_bytes(data: bytes, source: str, verify: bool, fix_hint: str) -> s
             raise DataError(
                 f"{source}：sha256 校验和不符，期望 {SHA256}，实际 {actual}"
                 f"（{len(data)} 字节，期望 {N_CHARS} 字节）。{fix_hint}"
-                "如果你有意使用另一份文本，请传入 verify=False。"
+                "如果你有意使用另一份文本，请传入 verify=False（命令行：--set data.verify=false）。"
             )
     return text
 
@@ -123,7 +123,7 @@ def _read_local(path: Path, origin: str, verify: bool, fix_hint: str) -> str:
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(
-            f"{source}：文件不存在。请检查路径，或者不指定路径、不设置 {DATA_ENV}，让 load_text 使用缓存或下载。"
+            f"{source}：文件不存在。请检查路径，或者不指定路径、不设置 {DATA_ENV}，让程序使用缓存或下载（命令行里对应 data.path 为 null）。"
         ) from None
     except OSError as err:
         raise DataError(f"{source}：无法读取（{err.strerror or err}）。请检查文件权限。") from None
@@ -254,7 +254,7 @@ def load_text(
     except DataError as err:
         raise DataError(
             f"找不到语料文件（已查看缓存 {cache_file}），下载也失败了：{err}"
-            f"请把环境变量 {DATA_ENV} 设为本地 TinyShakespeare 文件的路径，或调用 load_text(path=...)；"
+            f"请把环境变量 {DATA_ENV} 设为本地 TinyShakespeare 文件的路径，或调用 load_text(path=...)（命令行：--set data.path=文件路径）；"
             f"也可以用 {DATA_URL_ENV} 或参数 url 换一个下载地址。"
         ) from None
 

@@ -76,6 +76,11 @@ def _train(args) -> int:
         if not (args.resume and args.out_dir is not None):
             return _error("需要 --config 配置文件；只有同时给出 --resume 与 --out-dir 时，才会读取运行目录里的 config.yaml。", EXIT_CONFIG)
         config_path = Path(args.out_dir) / "config.yaml"
+        if not Path(args.out_dir).is_dir():
+            return _error(
+                f"运行目录 {args.out_dir} 不存在，没有可以恢复的运行：请检查 --out-dir，或去掉 --resume 并用 --config 从头训练。",
+                EXIT_ERROR,
+            )
     try:
         config = load_config(config_path, overrides)
     except ConfigError as error:
@@ -85,6 +90,17 @@ def _train(args) -> int:
             f"--stop-at {args.stop_at} 无效：必须在 1 到 train.max_steps = {config.train.max_steps} 之间。", EXIT_CONFIG
         )
     out_dir = Path(config.run.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        return _error(f"run.out_dir = {str(out_dir)!r} 无效：这个路径是一个文件，不是目录。请换一个输出目录（--out-dir）。", EXIT_CONFIG)
+    if not out_dir.exists():
+        try:
+            out_dir.mkdir(parents=True)
+            out_dir.rmdir()  # 只检查能否创建；真正的目录由训练循环创建
+        except OSError as error:
+            return _error(
+                f"run.out_dir = {str(out_dir)!r} 无效：无法创建这个目录（{error.strerror}）。请换一个可写的输出目录（--out-dir）。",
+                EXIT_CONFIG,
+            )
     if args.resume and not (out_dir / "metrics.jsonl").is_file():
         return _error(f"运行目录 {out_dir} 中没有 metrics.jsonl，不是一次可以恢复的运行：请检查 run.out_dir，或去掉 --resume。", EXIT_ERROR)
 
@@ -117,11 +133,13 @@ def _train(args) -> int:
         return _error(str(error), EXIT_ERROR)
 
     final = result["final_val_loss"]
-    final_text = f"{final:.4f}" if final is not None else "（还没有评估）"
+    final_text = f"{final:.4f} nats/字符" if final is not None else "还没有评估过"
     print(
-        f"训练到第 {result['steps']} 步，最后一次验证损失 {final_text} nats/字符，"
+        f"训练到第 {result['steps']} 步，最后一次验证损失：{final_text}；"
         f"检查点与指标在 {out_dir}（last.pt、best.pt、metrics.jsonl、loss_curve.png）。"
     )
+    if result["steps"] < config.train.max_steps:
+        print(f"还剩 {config.train.max_steps - result['steps']} 步：用 s4lab train --resume --out-dir {out_dir} 继续。")
     return 0
 
 
