@@ -23,6 +23,9 @@ def _root(value) -> Path:
 def cmd_book(args) -> int:
     root = _root(args.root)
     if args.no_execute:
+        if args.only or args.quick or args.no_build:
+            print("错误：--no-execute 只构建 HTML，不能与 --only、--quick 或 --no-build 同时使用。", file=sys.stderr)
+            return 2
         notebooks.build_book(root, strict=args.strict)
         print(f"HTML 书已生成：{root / '_build' / 'html' / 'index.html'}")
         return 0

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 import json
 import os
 import shutil
@@ -21,11 +23,20 @@ import s4lab
 from s4lab.runtime import QUICK_ENV
 
 METADATA_KEY = "s4lab"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def find_root(start=None) -> Path:
-    """从 ``start``（默认当前目录）向上寻找含 ``_toc.yml`` 的书的根目录。"""
-    here = Path(start or os.getcwd()).resolve()
+    """寻找书的根目录（含 ``_toc.yml`` 与 ``notebooks/``）。
+
+    给出 ``start`` 时它本身必须是根目录；否则从当前目录向上寻找。
+    """
+    if start is not None:
+        root = Path(start).resolve()
+        if (root / "_toc.yml").is_file() and (root / "notebooks").is_dir():
+            return root
+        raise FileNotFoundError(f"--root {start} 不是本书的根目录：那里没有 _toc.yml 与 notebooks/。请指向仓库的根目录。")
+    here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
             return folder
@@ -130,24 +141,30 @@ def check_notebooks(root) -> list[str]:
         executed = jupytext.read(ipynb_path)
         if _cell_signature(source) != _cell_signature(executed):
             problems.append(f"{ipynb_path.name}：单元内容与 {name} 不一致，请重新执行该章（s4lab book --only {py_path.stem}）。")
+        rerun = f"请运行 s4lab book --only {py_path.stem} 重新执行。"
+        unexecuted = [
+            index + 1 for index, cell in enumerate(executed.cells)
+            if cell.cell_type == "code" and cell.get("execution_count") is None
+        ]
+        if unexecuted:
+            shown = "、".join(str(i) for i in unexecuted[:5]) + ("……" if len(unexecuted) > 5 else "")
+            problems.append(f"{ipynb_path.name}：有 {len(unexecuted)} 个没有执行过的代码单元（第 {shown} 个）。{rerun}")
         for index, cell in enumerate(executed.cells):
             if cell.cell_type != "code":
                 continue
-            if cell.get("execution_count") is None:
-                problems.append(f"{ipynb_path.name}：第 {index + 1} 个单元是没有执行过的代码单元。")
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
-                    problems.append(f"{ipynb_path.name}：第 {index + 1} 个单元的输出是错误 {output.get('ename')}。")
+                    problems.append(f"{ipynb_path.name}：第 {index + 1} 个单元的输出是错误 {output.get('ename')}。{rerun}")
         record = executed.metadata.get(METADATA_KEY)
         if not record:
-            problems.append(f"{ipynb_path.name}：元数据里没有执行记录，请用 s4lab book 执行。")
+            problems.append(f"{ipynb_path.name}：元数据里没有执行记录。{rerun}")
             continue
         if record.get("mode") != "full":
-            problems.append(f"{ipynb_path.name}：输出来自 {record.get('mode')!r} 模式，提交的输出必须来自完整模式。")
+            problems.append(f"{ipynb_path.name}：输出来自 {record.get('mode')!r} 模式，提交的输出必须来自完整模式。{rerun}")
         if record.get("source_sha256") != source_hash(py_path):
-            problems.append(f"{ipynb_path.name}：执行之后 {name} 又改过，输出已过期。")
+            problems.append(f"{ipynb_path.name}：执行之后 {name} 又改过，输出已过期。{rerun}")
         if record.get("package_sha256") != current_package:
-            problems.append(f"{ipynb_path.name}：执行之后 s4lab 包又改过，输出已过期。")
+            problems.append(f"{ipynb_path.name}：执行之后 s4lab 包又改过，输出已过期。{rerun}")
     return problems
 
 
@@ -182,7 +199,13 @@ def run_main_job(root, only=None, quick: bool = False, build: bool = True, stric
         wanted = set(only)
         unknown = wanted - {p.stem for p in notebooks}
         if unknown:
-            raise ValueError(f"没有这些章节：{sorted(unknown)}；可选：{[p.stem for p in notebooks]}。")
+            stems = [p.stem for p in notebooks]
+            hints = []
+            for name in sorted(unknown):
+                close = difflib.get_close_matches(Path(name).stem, stems, n=1, cutoff=0.3)
+                close = close or [s for s in stems if s.startswith(Path(name).stem)][:1]
+                hints.append(f"{name}（你是不是想写 {close[0]}？）" if close else name)
+            raise ValueError(f"没有这些章节：{'，'.join(hints)}。可选的章节：{'、'.join(stems)}。")
         notebooks = [p for p in notebooks if p.stem in wanted]
     times = {}
     total_start = time.perf_counter()
@@ -192,8 +215,9 @@ def run_main_job(root, only=None, quick: bool = False, build: bool = True, stric
         try:
             notebook, seconds = execute_notebook(py_path, quick=quick)
         except CellExecutionError as error:
+            plain = ANSI_ESCAPE.sub("", str(error)).strip()
             raise RuntimeError(
-                f"执行 {py_path.name} 失败，已有的 {py_path.with_suffix('.ipynb').name} 保持不变。\n{error}"
+                f"执行 {py_path.name} 失败，已有的 {py_path.with_suffix('.ipynb').name} 保持不变。\n{plain}"
             ) from None
         write_notebook(notebook, py_path.with_suffix(".ipynb"))
         times[py_path.stem] = round(seconds, 1)
@@ -206,6 +230,8 @@ def run_main_job(root, only=None, quick: bool = False, build: bool = True, stric
         json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
     )
     print(f"全部 {len(notebooks)} 章执行完毕，共用时 {total / 60:.1f} 分钟。", flush=True)
+    if quick:
+        print("注意：这些 .ipynb 现在带着快速模式的输出，不能提交；要恢复已提交的输出，运行 git checkout -- notebooks/。")
     if build:
         build_start = time.perf_counter()
         build_book(root, strict=strict)
