@@ -25,7 +25,7 @@
 # ## 学习目标
 #
 # - 理解两个模型共用的主干网络，以及它们唯一的区别：序列混合层；
-# - 理解训练流程：AdamW、学习率预热（warm-up）与余弦退火（cosine decay）、梯度裁剪、定期验证；
+# - 理解训练流程：AdamW、学习率预热（learning-rate warm-up）与余弦退火（cosine annealing）、梯度裁剪、定期验证；
 # - 知道怎样的对比才算公平：相同的数据、预算与优化器，各自的学习率用同一个搜索在验证集上选出；
 # - 读懂按步数与按时间画的损失曲线，以及吞吐量（词元/秒）与每轮（epoch）耗时。
 
@@ -67,9 +67,11 @@ print(f"训练集 {len(dataset.train):,} 个字符，验证集 {len(dataset.val)
 # 两个模型都是
 #
 # $$
-# \text{嵌入} \rightarrow \underbrace{\big[\,x \leftarrow x + \text{Mixer}(\mathrm{LN}(x)),\;
-# x \leftarrow x + \mathrm{FFN}(\mathrm{LN}(x))\,\big]}_{\text{重复 } n_\text{layers} \text{ 次}}
-# \rightarrow \mathrm{LN} \rightarrow \text{线性输出头}
+# \begin{aligned}
+# &\text{嵌入} \rightarrow \underbrace{\big[\,x \leftarrow x + \text{Mixer}(\mathrm{LN}(x)),\;
+# x \leftarrow x + \mathrm{FFN}(\mathrm{LN}(x))\,\big]}_{\text{重复 } n_\text{layers} \text{ 次}} \\
+# &\rightarrow \mathrm{LN} \rightarrow \text{线性输出头}
+# \end{aligned}
 # $$ (eq-backbone)
 #
 # 其中 LN 是层归一化（layer normalization），FFN 是逐位置的前馈网络（feed-forward network），
@@ -142,7 +144,7 @@ for name, model in models.items():
 #
 # - 数据、切分与上下文长度 $L$；
 # - 批大小 $B$ 与步数，因此看过的字符数（词元预算）相同；
-# - 优化器（AdamW，$\beta = (0.9, 0.95)$）、学习率日程（先线性预热 10 % 的步数，再余弦衰减到峰值的 10 %）
+# - 优化器（AdamW，$\beta = (0.9, 0.95)$）、学习率日程（先线性预热 10 % 的步数，再按余弦退火降到峰值的 10 %）
 #   与梯度裁剪阈值；
 # - 学习率的选法：同一个学习率网格，每个候选值用同一个种子短跑同样的步数，
 #   取验证损失最低的那个。测试集不参与任何选择。
@@ -307,7 +309,7 @@ print(f"本章用时：{chapter_minutes:.1f} 分钟（{mode_name()} 模式，{de
 # ## 小结
 #
 # - 两个语言模型共用同一个主干网络，只在序列混合层上不同，参数量相差不到 10 %；
-# - 训练使用 AdamW、预热加余弦衰减与梯度裁剪；SSM 参数单独成组，不做权重衰减、学习率更小；
+# - 训练使用 AdamW、学习率预热、余弦退火与梯度裁剪；SSM 参数单独成组，不做权重衰减、学习率更小；
 # - 公平的对比要求相同的数据、预算与优化器，学习率用同一个搜索在验证集上各自选出，测试集不参与选择；
 # - 损失曲线既按步数画，也按时间画，两种横轴回答的是不同的问题；
 # - 每轮耗时等于训练字符数除以词元/秒，它和词元/秒一样依赖机器。

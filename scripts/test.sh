@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# 本书的测试命令（CI 也运行它）：笔记本新鲜度检查、单元测试、快速模式下的 nbval、严格模式构建 HTML 书。
+# 本书的测试命令（CI 也运行它）：笔记本新鲜度检查、单元测试、快速基准测试、快速模式下的 nbval、
+# 严格模式构建 HTML 书，以及在 chromium 中逐页检查构建结果。
 # 需要真实语料：把 S4LAB_DATA 设为 tinyshakespeare.txt 的路径。
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then
   source .venv/bin/activate
 fi
 if [ -z "${S4LAB_DATA:-}" ]; then
-  echo "错误：没有设置 S4LAB_DATA。请把它设为 tinyshakespeare.txt 的路径，例如 export S4LAB_DATA=\$PWD/../shared/data/tinyshakespeare.txt" >&2
+  echo "错误：没有设置 S4LAB_DATA。请把它设为 tinyshakespeare.txt 的路径，例如 export S4LAB_DATA=/path/to/tinyshakespeare.txt" >&2
   exit 2
 fi
 step() { printf '\n== %s ==\n' "$1"; }
