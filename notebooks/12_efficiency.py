@@ -35,6 +35,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 import torch
 
 from s4lab import bench, generation, ssm
@@ -45,6 +46,14 @@ from s4lab.runtime import is_quick
 
 setup_chinese_font()
 torch.manual_seed(0)
+
+
+def label_lengths(ax, lengths):
+    """在对数横轴上只标出实际测过的长度，去掉互相重叠的次刻度标签。"""
+    ax.set_xticks(list(lengths), [f"{v:,}" for v in lengths])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 device = torch.device("cpu")
 print(f"PyTorch {torch.__version__}，线程数 {torch.get_num_threads()}，快速模式：{is_quick()}")
 
@@ -181,6 +190,7 @@ for name, label in labels.items():
         ax.loglog(Ls, np.array(ts) * 1e3, "o-", label=f"{label}，斜率 {slope:.2f}" if slope is not None else label)
 if layer_results["crossover_L_estimate"]:
     ax.axvline(layer_results["crossover_L_estimate"], color="gray", linestyle="--", label="S4D 与 SDPA 的交点（插值）")
+label_lengths(ax, [row["L"] for row in layer_results["rows"]])
 ax.set_xlabel("序列长度 L")
 ax.set_ylabel("前向 + 反向时间（毫秒）")
 ax.set_title("混合层的时间与序列长度")
@@ -204,6 +214,7 @@ for name, label in labels.items():
         Ls, mem = zip(*points)
         slope = np.polyfit(np.log(Ls), np.log(np.maximum(mem, 1e-3)), 1)[0]
         ax.loglog(Ls, mem, "o-", label=f"{label}，斜率 {slope:.2f}")
+label_lengths(ax, [row["L"] for row in layer_results["rows"]])
 ax.set_xlabel("序列长度 L")
 ax.set_ylabel("峰值内存增量（MiB）")
 ax.set_title("混合层的内存与序列长度")
@@ -265,6 +276,7 @@ contexts = [row["context"] for row in generation_results["rows"]]
 for name, label in generation_labels.items():
     ms = [row["seconds_per_token"][name]["median"] * 1e3 for row in generation_results["rows"]]
     ax.loglog(contexts, ms, "o-", label=label)
+label_lengths(ax, contexts)
 ax.set_xlabel("上下文长度 T")
 ax.set_ylabel("每个词元的时间（毫秒）")
 ax.set_title("逐词元生成的代价与上下文长度")
