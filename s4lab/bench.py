@@ -213,6 +213,15 @@ def crossover_length(lengths: list[int], s4d: list[float], attention: list[float
     return None, None
 
 
+def describe_crossover(grid, estimate, lengths: list[int]) -> str:
+    """把 :func:`crossover_length` 的结果写成一句话。"""
+    if grid is None:
+        return f"在测过的长度上（最大 L={max(lengths)}）S4D（分块核）都不比 SDPA 注意力快"
+    if estimate is None:
+        return f"S4D（分块核）在测过的最小长度 L={grid} 上已经快于 SDPA 注意力，交点在网格之下"
+    return f"S4D（分块核）从网格上的 L={grid} 起快于 SDPA 注意力，插值估计交点 L≈{estimate}"
+
+
 def case_layers(sizes: dict, repeats: int, device: torch.device, measure_memory: bool = True) -> dict:
     """用例 1：混合层前向 + 反向的时间与峰值内存随 L 的变化，以及 S4D 快于 SDPA 注意力的交点。"""
     batch, H, N, heads = sizes["batch"], sizes["d_model"], sizes["d_state"], sizes["n_heads"]
@@ -543,7 +552,8 @@ def format_table(results: dict) -> str:
                 lines.append(f"  L={row['L']:>6}  {name:<16} {_ms(row['seconds'][name])}  内存 {memory_text}")
             else:
                 lines.append(f"  L={row['L']:>6}  {name:<16} 跳过：{row['skipped'][name]}")
-    lines.append(f"  S4D（分块核）快于 SDPA 注意力的交点：网格上 L={layers['crossover_L_grid']}，插值估计 L={layers['crossover_L_estimate']}")
+    lengths = [row["L"] for row in layers["rows"]]
+    lines.append("  " + describe_crossover(layers["crossover_L_grid"], layers["crossover_L_estimate"], lengths))
     lines.append("  log-log 斜率：" + "，".join(f"{k} {v:.2f}" for k, v in layers["slopes"].items()))
     lines.append("\n[2] 卷积核生成（只算前向），毫秒")
     for row in results["cases"]["kernel"]["rows"]:

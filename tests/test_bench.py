@@ -127,3 +127,11 @@ def test_peak_memory_grows_with_naive_attention_length():
     assert small is not None and large is not None
     assert large > 32
     assert large > 4 * small
+
+
+def test_crossover_description_covers_every_case():
+    from s4lab.bench import describe_crossover
+
+    assert "都不比" in describe_crossover(None, None, [256, 1024])
+    assert "交点在网格之下" in describe_crossover(256, None, [256, 1024])
+    assert "L≈700" in describe_crossover(1024, 700, [256, 1024])
