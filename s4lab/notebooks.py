@@ -223,12 +223,16 @@ def run_main_job(root, only=None, quick: bool = False, build: bool = True, stric
         times[py_path.stem] = round(seconds, 1)
         print(f"[{number}/{len(notebooks)}] {py_path.name} 完成，用时 {seconds:.1f} 秒。", flush=True)
     total = time.perf_counter() - total_start
-    record = {"mode": "quick" if quick else "full", "chapters": times, "total_seconds": round(total, 1)}
+    mode_name = "quick" if quick else "full"
     runs = root / "runs"
     runs.mkdir(exist_ok=True)
-    (runs / f"main_job_{record['mode']}.json").write_text(
-        json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
-    )
+    record_path = runs / f"main_job_{mode_name}.json"
+    chapters = dict(times)
+    if only and record_path.is_file():
+        # 只执行了部分章节：保留上一次完整运行里其余章节的用时，只更新这次执行的章节。
+        chapters = {**json.loads(record_path.read_text(encoding="utf-8")).get("chapters", {}), **times}
+    record = {"mode": mode_name, "chapters": chapters, "total_seconds": round(sum(chapters.values()), 1)}
+    record_path.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"全部 {len(notebooks)} 章执行完毕，共用时 {total / 60:.1f} 分钟。", flush=True)
     if quick:
         print("注意：这些 .ipynb 现在带着快速模式的输出，不能提交；要恢复已提交的输出，运行 git checkout -- notebooks/。")

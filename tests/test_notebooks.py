@@ -1,6 +1,7 @@
 """笔记本新鲜度检查：未执行、错误输出、输入不一致、源码或 s4lab 改动后过期、快速模式输出，都要被发现。"""
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -109,3 +110,13 @@ def test_repository_chapters_are_numbered_pairs():
     for py_path in notebooks.list_notebooks(REPO_ROOT):
         assert py_path.with_suffix(".ipynb").is_file(), py_path.name
         assert jupytext.read(py_path).metadata["kernelspec"]["name"] == "python3"
+
+
+def test_partial_run_keeps_other_chapter_times(book):
+    record_path = book / "runs" / "main_job_full.json"
+    record_path.parent.mkdir(exist_ok=True)
+    record_path.write_text('{"mode": "full", "chapters": {"00_other": 12.5, "01_tiny": 99.0}}', encoding="utf-8")
+    notebooks.run_main_job(book, only=["01_tiny"], build=False)
+    chapters = json.loads(record_path.read_text(encoding="utf-8"))["chapters"]
+    assert chapters["00_other"] == 12.5
+    assert chapters["01_tiny"] != 99.0
