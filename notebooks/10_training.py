@@ -40,7 +40,7 @@ from s4lab.data import CharDataset
 from s4lab.experiment import default_plan_name, experiment_plan, lr_search, mode_name, new_experiment_dir, save_results
 from s4lab.models import build_model, count_parameters, parameter_groups
 from s4lab.plotting import setup_chinese_font
-from s4lab.runtime import default_device
+from s4lab.runtime import default_device, display_path
 from s4lab.train import MODEL_LABELS, read_metrics, train
 
 chapter_start = time.perf_counter()
@@ -162,7 +162,7 @@ print(f"最终训练：{plan.final_steps} 步，每步 {tokens_per_step:,} 个�
       f"{tokens_per_step * plan.final_steps:,} 个字符（约 {tokens_per_step * plan.final_steps / len(dataset.train):.2f} 遍训练集）")
 root = new_experiment_dir()
 save_results(root, "final", {"plan": plan.to_dict(), "models": {}})  # 训练完成后覆盖
-print(f"输出目录：{root}")
+print(f"输出目录：{display_path(root)}")
 
 # %% [markdown]
 # ## 学习率搜索
@@ -175,7 +175,11 @@ for name in MODELS:
     search[name] = lr_search(plan, name, dataset, root, device=device, progress=False)
     losses = "，".join(f"{lr:g} → {loss:.4f}" for lr, loss in zip(search[name]["lrs"], search[name]["val_losses"]))
     print(f"{MODEL_LABELS[name]}：{losses}；选中学习率 {search[name]['best_lr']:g}")
-save_results(root, "lr_search", search)
+_ = save_results(root, "lr_search", search)
+for name in MODELS:
+    lrs, best = search[name]["lrs"], search[name]["best_lr"]
+    if best in (min(lrs), max(lrs)):
+        print(f"注意：{MODEL_LABELS[name]} 选中的学习率 {best:g} 在网格的边缘，更好的值可能在网格之外。")
 
 # %% [markdown]
 # {numref}`fig-training-lr-search` 画出每个候选学习率短跑后的验证损失。
@@ -302,7 +306,7 @@ print(f"\n在本次运行中，{better} 的验证损失更低，差值为 {abs(s
 # %%
 chapter_minutes = (time.perf_counter() - chapter_start) / 60
 final["chapter_minutes"] = chapter_minutes
-save_results(root, "final", final)
+_ = save_results(root, "final", final)
 print(f"本章用时：{chapter_minutes:.1f} 分钟（{mode_name()} 模式，{device}，{torch.get_num_threads()} 个线程）")
 
 # %% [markdown]

@@ -58,7 +58,7 @@ from s4lab.experiment import (
 )
 from s4lab.ngram import fit_ngram
 from s4lab.plotting import setup_chinese_font
-from s4lab.runtime import default_device, is_quick
+from s4lab.runtime import default_device, display_path, is_quick
 from s4lab.sampling import generate
 from s4lab.train import MODEL_LABELS
 
@@ -83,7 +83,7 @@ plan = experiment_plan(final["plan"]["name"])
 models = {name: load_final_model(name, root)[0].to(device) for name in MODELS}
 lm_config = models["s4d"].config
 dataset = CharDataset.load()
-print(f"实验目录：{root}")
+print(f"实验目录：{display_path(root)}")
 print(f"实验预设：{plan.name}，测试集 {len(dataset.test):,} 个字符")
 
 # %% [markdown]

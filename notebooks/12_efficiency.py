@@ -172,7 +172,7 @@ layer_results = bench.case_layers(layer_sizes, repeats=5, device=device)
 for row in layer_results["rows"]:
     text = "，".join(f"{name} {s['median'] * 1e3:.1f} ms" for name, s in row["seconds"].items())
     print(f"L = {row['L']}：{text}")
-print(f"S4D（分块）快于 SDPA 的交点：网格上 L = {layer_results['crossover_L_grid']}，插值估计 {layer_results['crossover_L_estimate']}")
+print(bench.describe_crossover(layer_results["crossover_L_grid"], layer_results["crossover_L_estimate"], layer_sizes["lengths"]))
 
 # %% mystnb={"figure": {"caption": "混合层一次前向 + 反向的时间随序列长度 L 的变化（log-log 坐标），图例中是拟合的斜率。", "name": "fig-eff-layer-time"}}
 labels = {

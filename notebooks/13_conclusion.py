@@ -34,13 +34,14 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from s4lab.experiment import latest_experiment_dir, load_results
+from s4lab.runtime import display_path
 from s4lab.train import MODEL_LABELS
 
 root = latest_experiment_dir()
 final = load_results("final", root)
 evaluation = load_results("evaluation", root)
 MODELS = ("s4d", "transformer")
-print(f"实验目录：{root}（预设 {final['plan']['name']}，设备 {final['device']}，{final['threads']} 个线程）")
+print(f"实验目录：{display_path(root)}（预设 {final['plan']['name']}，设备 {final['device']}，{final['threads']} 个线程）")
 
 # %% [markdown]
 # ## 我们推导了什么

@@ -28,6 +28,21 @@ def default_device() -> torch.device:
 RUNS_ENV = "S4LAB_RUNS"
 
 
+def display_path(path) -> str:
+    """供打印的路径：在书的根目录（含 ``_toc.yml``）之内时写成相对路径，否则原样返回。"""
+    from pathlib import Path
+
+    path = Path(path).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file():
+            try:
+                return path.relative_to(folder).as_posix()
+            except ValueError:
+                break
+    return str(path)
+
+
 def runs_dir() -> "os.PathLike":
     """训练输出的根目录：环境变量 ``S4LAB_RUNS``，否则是书的根目录（含 ``_toc.yml``）下的 ``runs/``。"""
     from pathlib import Path

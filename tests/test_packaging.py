@@ -64,3 +64,11 @@ def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "s4lab.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "book" in result.stdout and "check" in result.stdout
+
+
+def test_display_path_is_relative_inside_the_book(monkeypatch, tmp_path):
+    from s4lab.runtime import display_path
+
+    monkeypatch.chdir(REPO_ROOT)
+    assert display_path(REPO_ROOT / "runs" / "full" / "x") == "runs/full/x"
+    assert display_path(tmp_path) == str(tmp_path.resolve())
