@@ -193,6 +193,8 @@ for method in ("bilinear", "euler"):
 #
 # - 步末采样：$u_k = u(t_k)$，这是把一段连续信号变成序列最常见的做法；
 # - 区间平均：$u_k = \frac{1}{2}\left[u(t_{k-1}) + u(t_k)\right]$，即梯形公式 {eq}`eq-bilinear` 假设的输入。
+#
+# 结果见 {numref}`fig-disc-convergence`。
 
 # %%
 omega = 1.3
@@ -397,6 +399,8 @@ for method in ("zoh", "bilinear"):
 
 # %% [markdown]
 # 再验证欧拉法的临界步长 {eq}`eq-euler-stability`：在 $\Delta^*$ 的两侧各取 1% 的偏移，$|\bar{A}|$ 应该分别小于和大于 1，在 $\Delta^*$ 处等于 1。
+#
+# 结果见 {numref}`fig-disc-stability`。
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -130,6 +130,8 @@ print(f"FFT 长度 2L − 2 已经出错：{wrong_short}；长度 L 误差超过
 #
 # 最直观的演示是只在最后一个时刻放一个单位冲激 $u_{L-1} = 1$。因果系统在时刻 $L - 1$ 之前不可能对它有反应，
 # 正确的输出只有 $y_{L-1} = K_0$，其余全为 0。长度为 $L$ 的 FFT 却给出 $y_k = K_{k+1}$：整个卷积核被“倒灌”进了过去。
+#
+# 结果见 {numref}`fig-fft-wraparound`。
 
 # %%
 L_demo = 64
@@ -196,6 +198,8 @@ print(f"最后一个输出恰好改变 10·K_0：{last_change < 1e-9}")
 # 直接求和对每个通道是 $O(L^2)$，FFT 卷积是 $O(L \log L)$。下面在几个长度上测量两者的用时：
 # 直接求和用 `torch.nn.functional.conv1d`（把核翻转后做互相关，本质上仍是逐项乘加），FFT 卷积用 `causal_fft_conv`。
 # 用时取决于机器与当时的负载，这里的数字只说明增长趋势。计时用单线程，每个长度先预热一次，再取 5 轮测量中的最小值。
+#
+# 结果见 {numref}`fig-fft-cost`。
 
 # %%
 def best_time(fn, repeats: int = 5, min_seconds: float = 0.01) -> float:

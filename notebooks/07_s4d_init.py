@@ -140,6 +140,8 @@ for method, A in inits.items():
 # %% [markdown]
 # 检查：s4lab 的初始化与手写公式一致（complex64 的舍入以内），S4D-Lin 的虚部恰好是 $\pi n$，
 # 三者的实部都严格为负。
+#
+# 结果见 {numref}`fig-init-imag`。
 
 # %%
 # NBVAL_CHECK_OUTPUT

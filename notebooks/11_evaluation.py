@@ -157,6 +157,8 @@ assert all(a > b for a, b in zip(ordered, ordered[1:]))
 # 我们用选中的学习率、以不同的种子重复学习率搜索时的短跑（第一个种子就是搜索中选中的那次短跑，直接复用），
 # 比较各自在验证集上的损失。这些短跑比最终训练短，所以看的是“同样设置下结果的离散程度”，
 # 而不是最终的损失水平。
+#
+# 结果见 {numref}`fig-eval-seeds`。
 
 # %%
 seeds = {name: seed_runs(plan, name, search[name], dataset, root, device=device, progress=False) for name in MODELS}

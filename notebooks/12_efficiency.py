@@ -162,6 +162,8 @@ print(f"float32 下分块与 float64 真值的最大相对误差 ≤ 1e-5：{wor
 # `scaled_dot_product_attention` 的因果注意力（SDPA），以及显式构造 $L \times L$ 注意力矩阵的朴素注意力。
 # 每个长度上四个变体在同一个进程里交替计时，先各热身一次，再各计时 5 次，取中位数；峰值内存在新的子进程里测量
 # （`/proc/self/status` 中的 VmHWM 减去运行前的 VmRSS）。为了让整章几分钟内跑完，这里的规模比 `s4lab bench` 小：
+#
+# 结果见 {numref}`fig-eff-layer-time`。
 
 # %%
 if is_quick():
@@ -201,6 +203,8 @@ plt.show()
 # 在 log-log 坐标下，$t \propto L^p$ 是一条斜率为 $p$ 的直线。$O(L \log L)$ 的斜率略大于 1，$O(L^2)$ 的斜率是 2。
 # 短序列上各变体的时间被固定开销（线性层、调用与内存分配）主导，斜率偏小；只有在较长的 L 上斜率才接近渐近阶。
 # SDPA 在 CPU 上也是 $O(L^2)$ 的计算，但它分块计算注意力，不保存 $L \times L$ 的矩阵，所以内存只随 L 线性增长：
+#
+# 结果见 {numref}`fig-eff-layer-memory`。
 
 # %% mystnb={"figure": {"caption": "混合层一次前向 + 反向的峰值内存增量随 L 的变化（log-log 坐标）。", "name": "fig-eff-layer-memory"}}
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -253,6 +257,8 @@ for name, err in generation_errors.items():
 
 # %% [markdown]
 # 下面测量已有上下文长度为 T 时再生成一个词元的代价，批大小为 1，模型是随机初始化的默认配置（代价与权重的取值无关）：
+#
+# 结果见 {numref}`fig-eff-generation`。
 
 # %%
 if is_quick():
@@ -292,6 +298,8 @@ plt.show()
 # 最后比较两个完整模型训练时每秒处理的词元数（含 AdamW 的一步更新），并在同一进程里测量 float32 矩阵乘法的吞吐量。
 # 每个训练词元的浮点运算数按 3 × 2 × 线性层权重数估计，Transformer 再加上每层 $4 L H$ 的注意力项；
 # 两者相除得到利用率，这是估计值，只用来看数量级：
+#
+# 结果见 {numref}`fig-eff-throughput`。
 
 # %%
 if is_quick():
