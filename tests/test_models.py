@@ -84,7 +84,8 @@ def test_s4d_log_dt_initialised_in_range():
     torch.manual_seed(0)
     layer = S4DLayer(256, 4, dt_min=1e-3, dt_max=1e-1)
     dt = layer.dt()
-    assert dt.min() >= 1e-3 and dt.max() <= 1e-1
+    assert dt.min() >= 1e-3
+    assert dt.max() <= 1e-1
     assert dt.max() / dt.min() > 50  # 均匀分布在对数尺度上，覆盖大部分范围
 
 

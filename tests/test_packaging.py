@@ -63,7 +63,8 @@ def test_console_script_is_installed():
     assert scripts.get("s4lab") == "s4lab.cli:main"
     result = subprocess.run([sys.executable, "-m", "s4lab.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    assert "book" in result.stdout and "check" in result.stdout
+    assert "book" in result.stdout
+    assert "check" in result.stdout
 
 
 def test_display_path_is_relative_inside_the_book(monkeypatch, tmp_path):
