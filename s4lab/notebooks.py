@@ -45,6 +45,13 @@ def find_root(start=None) -> Path:
     )
 
 
+def format_duration(seconds: float) -> str:
+    """把秒数写成“12.3 秒”或“4.5 分钟”（一分钟以内用秒）。"""
+    if seconds < 60:
+        return f"{seconds:.1f} 秒"
+    return f"{seconds / 60:.1f} 分钟"
+
+
 def list_notebooks(root) -> list[Path]:
     """按阅读顺序（文件名的编号）返回 ``notebooks/NN_*.py``。"""
     paths = sorted(Path(root, "notebooks").glob("[0-9][0-9]_*.py"))
@@ -70,25 +77,32 @@ def _cell_signature(notebook) -> list:
     return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
 
 
+def _signature_hash(notebook) -> str:
+    """笔记本各单元的类型与源码的 SHA-256。"""
+    payload = json.dumps(_cell_signature(notebook), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 def source_hash(py_path) -> str:
     """章节源码（``.py`` 中各单元的类型与源码）的 SHA-256。"""
     import jupytext
 
-    notebook = jupytext.read(py_path)
-    payload = json.dumps(_cell_signature(notebook), ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return _signature_hash(jupytext.read(py_path))
 
 
 def execute_notebook(py_path, quick: bool = False) -> tuple[object, float]:
     """在新的内核里执行一章（工作目录为 ``notebooks/``），返回 ``(notebook, 秒数)``。
 
-    出错时抛出 ``nbclient`` 的 ``CellExecutionError``，此时不写任何文件。
+    出错时抛出 ``nbclient`` 的 ``CellExecutionError``，此时不写任何文件。记录的源码哈希取自
+    开始执行时读到的单元，所以执行期间再改 ``.py``，``check_notebooks`` 会报告输出已过期。
     """
     import jupytext
     from nbclient import NotebookClient
 
     py_path = Path(py_path)
     notebook = jupytext.read(py_path)
+    executed_source = _signature_hash(notebook)
+    executed_package = package_hash()
     previous = os.environ.get(QUICK_ENV)
     os.environ[QUICK_ENV] = "1" if quick else "0"
     start = time.perf_counter()
@@ -107,12 +121,29 @@ def execute_notebook(py_path, quick: bool = False) -> tuple[object, float]:
             os.environ[QUICK_ENV] = previous
     seconds = time.perf_counter() - start
     notebook.metadata[METADATA_KEY] = {
-        "source_sha256": source_hash(py_path),
-        "package_sha256": package_hash(),
+        "source_sha256": executed_source,
+        "package_sha256": executed_package,
         "mode": "quick" if quick else "full",
         "seconds": round(seconds, 1),
     }
     return notebook, seconds
+
+
+def recorded_times(root) -> list[dict]:
+    """各章 ``.ipynb`` 的元数据里记录的执行情况，按阅读顺序返回。
+
+    每项是 ``{"chapter": 章节名, "mode": "full" 或 "quick", "seconds": 秒数}``；没有执行记录的章节不列出。
+    主任务按顺序执行并立即写回每一章，所以后面的章节读到的是同一次运行里前面各章的用时。
+    """
+    rows = []
+    for py_path in list_notebooks(root):
+        ipynb_path = py_path.with_suffix(".ipynb")
+        if not ipynb_path.is_file():
+            continue
+        record = json.loads(ipynb_path.read_text(encoding="utf-8")).get("metadata", {}).get(METADATA_KEY)
+        if record and "seconds" in record:
+            rows.append({"chapter": py_path.stem, "mode": record.get("mode"), "seconds": float(record["seconds"])})
+    return rows
 
 
 def write_notebook(notebook, ipynb_path) -> None:
@@ -233,7 +264,7 @@ def run_main_job(root, only=None, quick: bool = False, build: bool = True, stric
         chapters = {**json.loads(record_path.read_text(encoding="utf-8")).get("chapters", {}), **times}
     record = {"mode": mode_name, "chapters": chapters, "total_seconds": round(sum(chapters.values()), 1)}
     record_path.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
-    print(f"全部 {len(notebooks)} 章执行完毕，共用时 {total / 60:.1f} 分钟。", flush=True)
+    print(f"全部 {len(notebooks)} 章执行完毕，共用时 {format_duration(total)}。", flush=True)
     if quick:
         print("注意：这些 .ipynb 现在带着快速模式的输出，不能提交；要恢复已提交的输出，运行 git checkout -- notebooks/。")
     if build:

@@ -120,3 +120,40 @@ def test_partial_run_keeps_other_chapter_times(book):
     chapters = json.loads(record_path.read_text(encoding="utf-8"))["chapters"]
     assert chapters["00_other"] == 12.5
     assert chapters["01_tiny"] != 99.0
+
+
+def test_edit_during_execution_is_stale(tmp_path):
+    """执行期间改了 .py：记录的哈希来自执行的单元，所以检查报告输出过期。"""
+    root = tmp_path / "book"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: notebooks/01_tiny\n", encoding="utf-8")
+    py_path = root / "notebooks" / "01_tiny.py"
+    edited = SOURCE.replace("1 + 1", "1 + 3")
+    # 这个单元在执行时把 .py 改写成 edited（与 SOURCE 只差一个数字）。
+    cell = (
+        "from pathlib import Path\n"
+        f"Path({str(py_path)!r}).write_text({edited!r}, encoding='utf-8')\n"
+        'print("你好", 1 + 1)'
+    )
+    py_path.write_text(SOURCE.replace('print("你好", 1 + 1)', cell), encoding="utf-8")
+    notebook, _ = notebooks.execute_notebook(py_path)
+    notebooks.write_notebook(notebook, py_path.with_suffix(".ipynb"))
+    problems = notebooks.check_notebooks(root)
+    assert any("执行之后 01_tiny.py 又改过" in p for p in problems)
+
+
+def test_recorded_times_read_metadata(book):
+    rows = notebooks.recorded_times(book)
+    assert [row["chapter"] for row in rows] == ["01_tiny"]
+    assert rows[0]["mode"] == "full"
+    assert rows[0]["seconds"] > 0
+
+
+def test_recorded_times_skip_unrecorded(book):
+    _edit_ipynb(book, lambda nb: nb.metadata.pop(notebooks.METADATA_KEY))
+    assert notebooks.recorded_times(book) == []
+
+
+@pytest.mark.parametrize("seconds, text", [(2.34, "2.3 秒"), (59.9, "59.9 秒"), (60, "1.0 分钟"), (1496.0, "24.9 分钟")])
+def test_format_duration_units(seconds, text):
+    assert notebooks.format_duration(seconds) == text
