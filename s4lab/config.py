@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from s4lab.data import CharDataset, CharVocab, load_text, split_text
+from s4lab.data import CharDataset, CharVocab, load_text
 from s4lab.layers import DT_RANGE
 from s4lab.models import MODEL_NAMES, LMConfig, build_model
 from s4lab.train import TrainConfig
@@ -37,9 +37,9 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[str], source: str | None = None):
         self.problems = list(problems)
-        where = f"（{source}）" if source else ""
+        source_note = f"（{source}）" if source else ""
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"配置无效{where}，共 {len(self.problems)} 处：\n{lines}")
+        super().__init__(f"配置无效{source_note}，共 {len(self.problems)} 处：\n{lines}")
 
 
 # ---------------------------------------------------------------------------
@@ -191,15 +191,15 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader, node, deep=False):
-    seen = {}
+    first_line = {}  # 键 → 它第一次出现的行号（从 0 开始）
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
+        if key in first_line:
             raise yaml.constructor.ConstructorError(
-                None, None, f"键 {key!r} 重复出现（第 {seen[key] + 1} 行与第 {key_node.start_mark.line + 1} 行）",
+                None, None, f"键 {key!r} 重复出现（第 {first_line[key] + 1} 行与第 {key_node.start_mark.line + 1} 行）",
                 key_node.start_mark,
             )
-        seen[key] = key_node.start_mark.line
+        first_line[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -214,54 +214,54 @@ def read_yaml(path) -> dict:
     if not path.is_file():
         raise ConfigError([f"配置文件 {path} 不存在：请检查路径（相对路径从当前目录 {Path.cwd()} 算起），仓库自带的配置在 configs/ 目录下。"])
     try:
-        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark is not None else "某处"
+        location = f"第 {mark.line + 1} 行第 {mark.column + 1} 列" if mark is not None else "某处"
         problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError([f"{where}不是合法的 YAML：{problem}。"], source=str(path)) from None
+        raise ConfigError([f"{location}不是合法的 YAML：{problem}。"], source=str(path)) from None
     except UnicodeDecodeError as error:
         raise ConfigError([f"文件不是 UTF-8 文本（字节偏移 {error.start}）。"], source=str(path)) from None
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
         raise ConfigError(
-            [f"顶层必须是映射（键: 值），收到 {type(values).__name__}。可用的部分：{', '.join(SECTIONS)}。"],
+            [f"顶层必须是映射（键: 值），收到 {type(document).__name__}。可用的部分：{', '.join(SECTIONS)}。"],
             source=str(path),
         )
-    return values
+    return document
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
     """把 ``--set`` 的参数 ``train.lr=3e-4`` 拆成键路径与值；值按 YAML 解析（null、true、数字、字符串）。"""
     if "=" not in text:
         raise ConfigError([f"--set {text!r} 的格式无效：应为 部分.键=值，例如 --set train.max_steps=2000。"])
-    key, raw = text.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(parts):
+    key, raw_value = text.split("=", 1)
+    key_path = key.strip().split(".")
+    if not all(key_path):
         raise ConfigError([f"--set {text!r} 的键 {key!r} 无效：应为 部分.键，例如 train.lr。"])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
+        value = yaml.safe_load(raw_value) if raw_value.strip() else raw_value
     except yaml.YAMLError:
-        value = raw
-    return parts, value
+        value = raw_value
+    return key_path, value
 
 
 def apply_overrides(values: dict, overrides: list[str]) -> dict:
     """返回 ``values`` 的副本，逐条应用 ``--set``；键是否存在留给 :func:`validate` 检查。"""
     values = copy.deepcopy(values)
-    for text in overrides:
-        parts, value = parse_override(text)
-        if len(parts) == 1:
-            values[parts[0]] = value
+    for override in overrides:
+        key_path, value = parse_override(override)
+        if len(key_path) == 1:
+            values[key_path[0]] = value
             continue
-        if len(parts) > 2:
-            raise ConfigError([f"--set {text!r} 的键有 {len(parts)} 层：配置只有两层，应为 部分.键。"])
-        section, key = parts
-        target = values.setdefault(section, {})
-        if not isinstance(target, dict):
-            raise ConfigError([f"--set {text!r} 无效：{section} 不是一个部分（它的值是 {target!r}）。"])
-        target[key] = value
+        if len(key_path) > 2:
+            raise ConfigError([f"--set {override!r} 的键有 {len(key_path)} 层：配置只有两层，应为 部分.键。"])
+        section, key = key_path
+        section_values = values.setdefault(section, {})
+        if not isinstance(section_values, dict):
+            raise ConfigError([f"--set {override!r} 无效：{section} 不是一个部分（它的值是 {section_values!r}）。"])
+        section_values[key] = value
     return values
 
 
@@ -272,10 +272,10 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
 
 def _check_value(key: str, value, rule: Field, problems: list[str]):
     """检查一个值的类型与范围，返回转换后的值；无效时把说明追加到 ``problems`` 并返回 None。"""
-    expected = rule.describe()
+    allowed = rule.describe()
 
     def reject(reason: str):
-        problems.append(f"{key} = {value!r} 无效：{reason}，允许的取值是 {expected}。")
+        problems.append(f"{key} = {value!r} 无效：{reason}，允许的取值是 {allowed}。")
 
     if value is None:
         if not rule.nullable:
@@ -289,10 +289,9 @@ def _check_value(key: str, value, rule: Field, problems: list[str]):
         # PyYAML 按 YAML 1.1 把不带小数点的 1e-3 读成字符串，所以这里也接受能解析成数的字符串。
         if isinstance(value, str):
             try:
-                value_f = float(value)
+                number = float(value)
             except ValueError:
                 return reject("类型是 str，需要数")
-            number = value_f
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             return reject(f"类型是 {type(value).__name__}，需要数")
         else:
@@ -317,25 +316,25 @@ def _check_value(key: str, value, rule: Field, problems: list[str]):
     return number
 
 
-def _check_section(name: str, given, problems: list[str]) -> dict:
-    """校验一个部分（lm、train、data、run），返回补全了默认值的字典。"""
+def _check_section(name: str, section_values, problems: list[str]) -> dict:
+    """校验配置文件中的一个部分（lm、train、data、run），返回补全了默认值的字典。"""
     defaults = default_dict()[name]
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        problems.append(f"{name} = {given!r} 无效：必须是映射（键: 值），可用的键是 {', '.join(SCHEMA[name])}。")
+    if section_values is None:
+        section_values = {}
+    if not isinstance(section_values, dict):
+        problems.append(f"{name} = {section_values!r} 无效：必须是映射（键: 值），可用的键是 {', '.join(SCHEMA[name])}。")
         return defaults
     resolved = dict(defaults)
-    for key, value in given.items():
+    for key, value in section_values.items():
         rule = SCHEMA[name].get(key)
         if rule is None:
             problems.append(
                 f"{name}.{key} 是未知的键（值为 {value!r}）：{name} 部分可用的键是 {', '.join(SCHEMA[name])}。"
             )
             continue
-        checked = _check_value(f"{name}.{key}", value, rule, problems)
-        if checked is not None or (value is None and rule.nullable):
-            resolved[key] = checked
+        converted = _check_value(f"{name}.{key}", value, rule, problems)
+        if converted is not None or (value is None and rule.nullable):
+            resolved[key] = converted
     return resolved
 
 
@@ -370,13 +369,13 @@ def _check_combinations(model: str, lm: dict, train: dict, data: dict, run: dict
         )
     device = run["device"]
     try:
-        parsed = None if device == "auto" else torch.device(device)
+        torch_device = None if device == "auto" else torch.device(device)
     except RuntimeError:
         problems.append(f"run.device = {device!r} 无效：允许的取值是 auto、cpu、cuda 或 cuda:0 这样的写法。")
         return
-    if parsed is not None and parsed.type not in ("cpu", "cuda"):
+    if torch_device is not None and torch_device.type not in ("cpu", "cuda"):
         problems.append(f"run.device = {device!r} 无效：允许的取值是 auto、cpu、cuda 或 cuda:0 这样的写法。")
-    elif parsed is not None and parsed.type == "cuda" and not torch.cuda.is_available():
+    elif torch_device is not None and torch_device.type == "cuda" and not torch.cuda.is_available():
         problems.append(f"run.device = {device!r} 无效：这台机器上没有可用的 CUDA 设备，请改用 cpu 或 auto。")
 
 
@@ -423,14 +422,4 @@ def load_dataset(data: DataConfig) -> CharDataset:
     vocab = CharVocab.from_text(text)
     if data.max_chars is not None:
         text = text[: data.max_chars]
-    train_text, val_text, test_text = split_text(text, data.train_frac, data.val_frac)
-    return CharDataset(
-        text=text,
-        vocab=vocab,
-        train_text=train_text,
-        val_text=val_text,
-        test_text=test_text,
-        train=vocab.encode(train_text),
-        val=vocab.encode(val_text),
-        test=vocab.encode(test_text),
-    )
+    return CharDataset.from_text(text, train_frac=data.train_frac, val_frac=data.val_frac, vocab=vocab)

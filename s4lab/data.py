@@ -70,9 +70,9 @@ class DataError(ValueError):
 
 def default_cache_dir() -> Path:
     """返回缓存目录：环境变量 ``S4LAB_CACHE_DIR``，未设置时为 ``~/.cache/s4lab``。"""
-    value = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if value:
-        return Path(value).expanduser()
+    configured_dir = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if configured_dir:
+        return Path(configured_dir).expanduser()
     return Path.home() / ".cache" / "s4lab"
 
 
@@ -85,9 +85,9 @@ def _decode_utf8(data: bytes, source: str, fix_hint: str) -> str:
     try:
         return data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as err:
-        bad = data[err.start : err.end]
+        bad_bytes = data[err.start : err.end]
         raise DataError(
-            f"{source}：不是合法的 UTF-8 文本，字节偏移 {err.start} 处的字节 {bad.hex(' ')} "
+            f"{source}：不是合法的 UTF-8 文本，字节偏移 {err.start} 处的字节 {bad_bytes.hex(' ')} "
             f"无法解码（{err.reason}）。{fix_hint}如果这是另一份文本，请先把它转换成 UTF-8 编码。"
         ) from None
 
@@ -102,10 +102,10 @@ def _text_from_bytes(data: bytes, source: str, verify: bool, fix_hint: str) -> s
         raise DataError(f"{source}：内容是空的（0 字节）。{fix_hint}")
     text = _decode_utf8(data, source, fix_hint)
     if verify:
-        actual = _sha256(data)
-        if actual != SHA256:
+        actual_sha256 = _sha256(data)
+        if actual_sha256 != SHA256:
             raise DataError(
-                f"{source}：sha256 校验和不符，期望 {SHA256}，实际 {actual}"
+                f"{source}：sha256 校验和不符，期望 {SHA256}，实际 {actual_sha256}"
                 f"（{len(data)} 字节，期望 {N_CHARS} 字节）。{fix_hint}"
                 "如果你有意使用另一份文本，请传入 verify=False（命令行：--set data.verify=false）。"
             )
@@ -170,10 +170,10 @@ def _read_response(response, url: str) -> bytes:
                 f"从 {url} 下载的内容超过 {_MAX_DOWNLOAD_BYTES} 字节，而语料只有 {N_CHARS} 字节：请检查下载地址。"
             )
         chunks.append(chunk)
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.strip().isdigit() and int(declared) != received:
+    declared_length = response.headers.get("Content-Length")
+    if declared_length is not None and declared_length.strip().isdigit() and int(declared_length) != received:
         raise DataError(
-            f"从 {url} 下载失败：传输中断，服务器声明 {int(declared)} 字节（Content-Length），只收到 {received} 字节。"
+            f"从 {url} 下载失败：传输中断，服务器声明 {int(declared_length)} 字节（Content-Length），只收到 {received} 字节。"
         )
     return b"".join(chunks)
 
@@ -311,9 +311,9 @@ class CharVocab:
     def from_list(cls, chars: list[str]) -> "CharVocab":
         """从 :meth:`to_list` 的结果（每个元素一个字符）恢复词表。"""
         items = list(chars)
-        bad = [c for c in items if not isinstance(c, str) or len(c) != 1]
-        if bad:
-            raise DataError(f"词表列表的每个元素必须是单个字符，无效的元素有 {bad[:_MAX_UNKNOWN_SHOWN]!r}。")
+        invalid = [c for c in items if not isinstance(c, str) or len(c) != 1]
+        if invalid:
+            raise DataError(f"词表列表的每个元素必须是单个字符，无效的元素有 {invalid[:_MAX_UNKNOWN_SHOWN]!r}。")
         return cls("".join(items))
 
     def to_list(self) -> list[str]:
@@ -357,10 +357,10 @@ class CharVocab:
         # 按首次出现的顺序列出未知字符，这样第一个就是文本里最先出错的地方。
         distinct, first_index = np.unique(unknown_cps, return_index=True)
         ordered = [chr(int(cp)) for cp in distinct[np.argsort(first_index)]]
-        shown = ", ".join(repr(c) for c in ordered[:_MAX_UNKNOWN_SHOWN])
-        more = f" 等（只列出前 {_MAX_UNKNOWN_SHOWN} 种）" if len(ordered) > _MAX_UNKNOWN_SHOWN else ""
+        listed = ", ".join(repr(c) for c in ordered[:_MAX_UNKNOWN_SHOWN])
+        truncation_note = f" 等（只列出前 {_MAX_UNKNOWN_SHOWN} 种）" if len(ordered) > _MAX_UNKNOWN_SHOWN else ""
         raise DataError(
-            f"文本中有 {len(ordered)} 种字符不在词表里（共出现 {len(unknown_cps)} 次）：{shown}{more}。"
+            f"文本中有 {len(ordered)} 种字符不在词表里（共出现 {len(unknown_cps)} 次）：{listed}{truncation_note}。"
             "请用包含这些字符的文本重新建立词表（CharVocab.from_text），或先把它们从文本中去掉。"
         )
 
@@ -375,9 +375,9 @@ class CharVocab:
             array = ids.detach().cpu().numpy().astype(np.int64, copy=False)
         else:
             items = list(ids)
-            bad = [x for x in items if isinstance(x, bool) or not isinstance(x, (int, np.integer))]
-            if bad:
-                raise DataError(f"decode 需要整数 id，收到 {bad[:_MAX_UNKNOWN_SHOWN]!r}。")
+            invalid = [x for x in items if isinstance(x, bool) or not isinstance(x, (int, np.integer))]
+            if invalid:
+                raise DataError(f"decode 需要整数 id，收到 {invalid[:_MAX_UNKNOWN_SHOWN]!r}。")
             array = np.asarray(items, dtype=np.int64)
         if array.ndim != 1:
             raise DataError(f"decode 需要一维 id 序列，收到形状 {tuple(array.shape)}：批次请逐行解码。")
@@ -403,9 +403,9 @@ def split_text(text: str, train_frac: float = 0.9, val_frac: float = 0.05) -> tu
     测试集是剩下的部分。训练集的切分点与 nanoGPT 的 ``data/shakespeare_char/prepare.py`` 相同，
     nanoGPT 把其余部分全部作为验证集。三段拼起来等于原文。
     """
-    for name, value in (("train_frac", train_frac), ("val_frac", val_frac)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise DataError(f"{name}={value!r} 无效：必须是 0 和 1 之间（不含端点）的数。")
+    for name, fraction in (("train_frac", train_frac), ("val_frac", val_frac)):
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise DataError(f"{name}={fraction!r} 无效：必须是 0 和 1 之间（不含端点）的数。")
     if train_frac + val_frac >= 1:
         raise DataError(
             f"train_frac + val_frac = {train_frac + val_frac!r} 无效：必须小于 1，测试集才不为空。"
@@ -509,7 +509,7 @@ def eval_windows(
 class CharDataset:
     """一份语料的全部内容：原文、词表、三段切分的文本与编码。
 
-    词表由整份原文建立，所以验证集和测试集里的字符一定都能编码。
+    词表包含原文中的全部字符（默认就由原文建立），所以三段切分一定都能编码。
     """
 
     text: str
@@ -522,9 +522,16 @@ class CharDataset:
     test: torch.Tensor  # (n_test,)
 
     @classmethod
-    def from_text(cls, text: str, *, train_frac: float = 0.9, val_frac: float = 0.05) -> "CharDataset":
-        """从一段文本建立词表并按 :func:`split_text` 切分、编码。"""
-        vocab = CharVocab.from_text(text)
+    def from_text(
+        cls, text: str, *, train_frac: float = 0.9, val_frac: float = 0.05, vocab: CharVocab | None = None
+    ) -> "CharDataset":
+        """按 :func:`split_text` 切分一段文本并编码。
+
+        ``vocab`` 默认由 ``text`` 建立。传入更大的词表（例如由整份语料建立、而 ``text`` 只是它的开头）时，
+        词表大小与整份语料一致。``text`` 中有词表以外的字符时抛出 :class:`DataError`。
+        """
+        if vocab is None:
+            vocab = CharVocab.from_text(text)
         train_text, val_text, test_text = split_text(text, train_frac, val_frac)
         return cls(
             text=text,

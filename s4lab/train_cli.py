@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -16,36 +17,29 @@ EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} 不是整数") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} 无效：必须 ≥ 1")
-    return value
+def _checked_number(convert, type_name: str, is_valid, requirement: str):
+    """返回给 argparse 的 ``type`` 用的函数：先用 ``convert`` 把参数文本转成数，再要求 ``is_valid(数)`` 成立。
+
+    转换失败时消息是“'x' 不是{type_name}”，检查不通过时是“x 无效：{requirement}”，x 是命令行上写的原文。
+    """
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} 不是{type_name}") from None
+        if not is_valid(value):
+            raise argparse.ArgumentTypeError(f"{text} 无效：{requirement}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} 不是整数") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} 无效：必须 ≥ 0")
-    return value
-
-
-def _temperature(text: str) -> float:
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} 不是数") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text} 无效：必须是 ≥ 0 的有限数（0 表示贪心解码）")
-    return value
+_positive_int = _checked_number(int, "整数", lambda value: value >= 1, "必须 ≥ 1")
+_non_negative_int = _checked_number(int, "整数", lambda value: value >= 0, "必须 ≥ 0")
+_temperature = _checked_number(
+    float, "数", lambda value: math.isfinite(value) and value >= 0, "必须是 ≥ 0 的有限数（0 表示贪心解码）"
+)
 
 
 def _error(message: str, code: int) -> int:
@@ -222,7 +216,10 @@ def add_subcommands(subparsers) -> None:
 
 def main(argv=None) -> int:
     """单独运行这两个子命令：``python -m s4lab.train_cli train|sample ...``。"""
-    parser = argparse.ArgumentParser(prog="s4lab", description="训练与采样命令。")
+    # 在函数里导入，因为 s4lab.cli 在模块顶层导入本模块。
+    from s4lab.cli import ChineseArgumentParser
+
+    parser = ChineseArgumentParser(prog="s4lab", description="训练与采样命令。")
     add_subcommands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)

@@ -7,7 +7,14 @@ import pytest
 import torch
 import yaml
 
-from s4lab.config import ConfigError, load_config, read_yaml, validate, write_config
+from s4lab.config import (
+    ConfigError,
+    load_config,
+    load_dataset,
+    read_yaml,
+    validate,
+    write_config,
+)
 from s4lab.models import LMConfig
 from s4lab.presets import training_preset
 
@@ -65,6 +72,17 @@ def test_missing_keys_take_defaults(tmp_path):
     assert config.model == "transformer"
     assert config.lm == LMConfig()
     assert config.train.max_steps == 1000
+
+
+def test_max_chars_keeps_full_corpus_vocabulary(corpus_file):
+    config = load_config(overrides=[f"data.path={corpus_file.as_posix()}", "data.max_chars=2000", "run.device=cpu"])
+    dataset = load_dataset(config.data)
+    assert len(dataset.text) == 2000
+    assert dataset.train_text + dataset.val_text + dataset.test_text == dataset.text
+    # 词表来自整份语料（65 个字符），比这 2000 个字符里出现过的字符多。
+    assert len(dataset.vocab) == 65
+    assert len(set(dataset.text)) < 65
+    assert dataset.vocab.decode(dataset.val) == dataset.val_text
 
 
 # 每一行：--set 覆盖、报错中必须出现的片段（键、值、允许的范围）。

@@ -1,7 +1,7 @@
 """s4lab.data 的测试：真实语料的大小与校验和、词表、切分、批次、评估窗口和 load_text 的查找顺序。
 
-需要真实语料的测试使用 conftest.py 中的 corpus_file 夹具（S4LAB_DATA，或仓库上一级的 shared/data）。
-（仓库上一级目录中 shared/data 下的语料），两者都没有时跳过。下载相关的测试在 test_download.py。
+需要真实语料的测试使用 conftest.py 中的 corpus_file 夹具（S4LAB_DATA，或仓库上一级的 shared/data），
+两者都没有时跳过。下载相关的测试在 test_download.py。
 """
 
 from __future__ import annotations
@@ -199,6 +199,20 @@ def test_vocab_rejects_duplicates_and_empty():
         CharVocab.from_text("")
     with pytest.raises(DataError):
         CharVocab.from_list(["a", "bc"])
+
+
+def test_dataset_keeps_given_larger_vocab():
+    vocab = CharVocab.from_text("abcdefghij")
+    dataset = CharDataset.from_text("abc" * 8, vocab=vocab)
+    assert dataset.vocab == vocab
+    assert len(dataset.vocab) == 10
+    assert vocab.decode(dataset.train) == dataset.train_text
+    assert vocab.decode(dataset.test) == dataset.test_text
+
+
+def test_dataset_rejects_text_outside_given_vocab():
+    with pytest.raises(DataError, match="'z'"):
+        CharDataset.from_text("abz" * 20, vocab=CharVocab.from_text("ab"))
 
 
 # ---------------------------------------------------------------------------

@@ -73,3 +73,15 @@ def test_display_path_is_relative_inside_the_book(monkeypatch, tmp_path):
     monkeypatch.chdir(REPO_ROOT)
     assert display_path(REPO_ROOT / "runs" / "full" / "x") == "runs/full/x"
     assert display_path(tmp_path) == str(tmp_path.resolve())
+
+
+def test_runs_dir_inside_and_outside_the_book(monkeypatch, tmp_path):
+    from s4lab.runtime import runs_dir
+
+    monkeypatch.delenv("S4LAB_RUNS", raising=False)
+    monkeypatch.chdir(REPO_ROOT / "book")
+    assert runs_dir() == REPO_ROOT / "runs"
+    monkeypatch.chdir(tmp_path)
+    assert runs_dir() == tmp_path.resolve() / "runs"
+    monkeypatch.setenv("S4LAB_RUNS", str(tmp_path / "elsewhere"))
+    assert runs_dir() == tmp_path / "elsewhere"
