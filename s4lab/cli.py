@@ -9,11 +9,79 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from s4lab import bench, notebooks, train_cli
 from s4lab.runtime import is_quick
+
+# argparse 自己的报错是写死在模块里的英文（下面按 Python 3.11 的原文匹配）。ChineseArgumentParser.error
+# 按原文匹配后改写成中文，所以不需要改 gettext 的全局设置。
+# NOTE: 表里没有的报错（例如 s4lab 用不到的互斥参数组）和新版 Python 改过措辞的报错仍是英文。
+_ARGPARSE_MESSAGES = [
+    (re.compile(r"the following arguments are required: (?P<names>.+)"), "缺少必需的参数：{names}"),
+    (re.compile(r"unrecognized arguments: (?P<values>.+)"), "无法识别的参数：{values}"),
+    (re.compile(r"invalid choice: (?P<value>.+) \(choose from (?P<choices>.+)\)"), "{value} 无效：可选的值是 {choices}"),
+    (re.compile(r"invalid (?P<type>\w+) value: (?P<value>.+)"), "{value} 无效：需要 {type} 类型的值"),
+    (re.compile(r"expected one argument"), "需要一个值"),
+    (re.compile(r"expected at most one argument"), "最多接受一个值"),
+    (re.compile(r"expected at least one argument"), "至少需要一个值"),
+    (re.compile(r"ignored explicit argument (?P<value>.+)"), "这个选项不接受值，收到 {value}"),
+    (re.compile(r"ambiguous option: (?P<option>\S+) could match (?P<matches>.+)"), "选项 {option} 有歧义，可能是 {matches}"),
+]
+_ARGUMENT_PREFIX = re.compile(r"argument (?P<name>.+?): (?P<message>.+)", re.DOTALL)
+
+
+def translate_argparse_message(message: str) -> str:
+    """把 argparse 的英文报错改写成中文。认不出的部分原样保留。"""
+    prefixed = _ARGUMENT_PREFIX.fullmatch(message)
+    if prefixed:
+        return f"参数 {prefixed['name']}：{translate_argparse_message(prefixed['message'])}"
+    for pattern, template in _ARGPARSE_MESSAGES:
+        matched = pattern.fullmatch(message)
+        if matched:
+            return template.format(**matched.groupdict())
+    return message
+
+
+# 帮助文本中顶格、以汉字加半角冒号结尾的行，即 argparse 写出的中文分组标题，例如“选项:”。
+_CHINESE_HEADING = re.compile(r"^(\S.*[\u3400-\u9fff]):$", re.MULTILINE)
+
+
+class ChineseHelpFormatter(argparse.HelpFormatter):
+    """用法行以“用法：”开头、分组标题后用全角冒号的帮助格式。"""
+
+    def add_usage(self, usage, actions, groups, prefix=None):
+        super().add_usage(usage, actions, groups, "用法：" if prefix is None else prefix)
+
+    def format_help(self):
+        # argparse 在每个分组标题后固定加半角冒号，中文标题后应是全角冒号。
+        return _CHINESE_HEADING.sub(r"\1：", super().format_help())
+
+
+class ChineseArgumentParser(argparse.ArgumentParser):
+    """帮助与报错都用中文的解析器。``add_subparsers`` 建出的子命令解析器也是这个类。
+
+    报错的格式是 ``s4lab train: 错误：…``，先打印用法行，退出码 2（与 argparse 相同）。
+    """
+
+    def __init__(self, *args, **kwargs):
+        add_help = kwargs.pop("add_help", True)
+        kwargs.setdefault("formatter_class", ChineseHelpFormatter)
+        super().__init__(*args, add_help=False, **kwargs)
+        self._positionals.title = "位置参数"
+        self._optionals.title = "选项"
+        if add_help:
+            # 与 argparse 自带的 -h 相同，只换掉英文的说明。
+            prefix = "-" if "-" in self.prefix_chars else self.prefix_chars[0]
+            self.add_argument(
+                prefix + "h", prefix * 2 + "help", action="help", default=argparse.SUPPRESS, help="显示帮助并退出"
+            )
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: 错误：{translate_argparse_message(message)}\n")
 
 
 def _root(value) -> Path:
@@ -47,7 +115,7 @@ def cmd_check(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="s4lab", description="《S4D：从状态空间模型到语言模型》的配套命令。")
+    parser = ChineseArgumentParser(prog="s4lab", description="《S4D：从状态空间模型到语言模型》的配套命令。")
     sub = parser.add_subparsers(dest="command", required=True)
 
     book = sub.add_parser("book", help="执行全部章节（完整模式）并构建 HTML 书")
