@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import shutil
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,23 +29,14 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# chromium 的路径与启动参数和 scripts/print_pdf.py 共用一份，放在 scripts/headless_chromium.py。
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from headless_chromium import CHROMIUM, CHROMIUM_ARGS
+
 HTML_DIR = Path(os.environ.get("S4LAB_BOOK_HTML", REPO_ROOT / "_build" / "html"))
 ARTIFACTS = REPO_ROOT / "artifacts" / "browser"
-CHROMIUM = os.environ.get("S4LAB_CHROMIUM", "/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("S4LAB_REQUIRE_BROWSER") == "1"
 
-# Debian 的 chromium 在容器里以 root 运行需要 --no-sandbox；其余参数关掉后台联网与组件更新。
-# --host-resolver-rules 让除 127.0.0.1 以外的主机名都解析失败，作为请求拦截之外的第二道保险。
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 SCREENSHOT_PAGES = {"notebooks/01_data": "01_data.png", "notebooks/10_training": "10_training.png"}
 SEARCH_QUERIES = ["卷积", "状态空间", "卷积核", "离散化", "困惑度"]
 PAGE_TIMEOUT_MS = 60_000
