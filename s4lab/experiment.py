@@ -92,12 +92,12 @@ class ExperimentPlan:
 def experiment_plan(name: str) -> ExperimentPlan:
     """返回名为 ``name`` 的实验预设。
 
-    ``cpu`` 按 2 核 CPU 上每步约 0.5 秒（批大小 32、默认 ``LMConfig``）估算：搜索 3 × 2 × 150 步加
-    最终 2 × 900 步，约 20–25 分钟。``quick`` 与 ``cpu`` 的模型结构相同，只把步数缩到几步，供 CI 走通同一条代码路径。
+    ``cpu`` 按 2 核 CPU 上每步约 0.5 秒（批大小 32、默认 ``LMConfig``）估算：搜索 4 × 2 × 150 步加
+    最终 2 × 900 步，约 22–28 分钟。网格取到 8e-3，因为只到 4e-3 时 S4D 选中的正是网格的上沿。``quick`` 与 ``cpu`` 的模型结构相同，只把步数缩到几步，供 CI 走通同一条代码路径。
     """
     if name == "cpu":
         return ExperimentPlan(
-            "cpu", LMConfig(), batch_size=32, lr_grid=(1e-3, 2e-3, 4e-3), search_steps=150, seeds=(0, 1, 2),
+            "cpu", LMConfig(), batch_size=32, lr_grid=(1e-3, 2e-3, 4e-3, 8e-3), search_steps=150, seeds=(0, 1, 2),
             final_steps=900,
         )
     if name == "gpu":
