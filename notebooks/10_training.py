@@ -232,7 +232,8 @@ final = {
     "models": {name: {"lr": search[name]["best_lr"], **{k: v for k, v in r.items() if k != "model"}}
                for name, r in results.items()},
 }
-save_results(root, "final", final)
+final_path = save_results(root, "final", final)
+print(f"结果已写入 {display_path(final_path)}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -306,7 +307,7 @@ print(f"\n在本次运行中，{better} 的验证损失更低，差值为 {abs(s
 # %%
 chapter_minutes = (time.perf_counter() - chapter_start) / 60
 final["chapter_minutes"] = chapter_minutes
-_ = save_results(root, "final", final)
+save_results(root, "final", final)
 print(f"本章用时：{chapter_minutes:.1f} 分钟（{mode_name()} 模式，{device}，{torch.get_num_threads()} 个线程）")
 
 # %% [markdown]

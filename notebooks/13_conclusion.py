@@ -34,6 +34,7 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from s4lab.experiment import latest_experiment_dir, load_results
+from s4lab.notebooks import find_root, recorded_times
 from s4lab.runtime import display_path
 from s4lab.train import MODEL_LABELS
 
@@ -151,6 +152,29 @@ display(Markdown("\n".join(lines)))
 # S4D 层用 FFT 卷积是 $O(H L \log L)$，按递推模式生成时每一步的代价与历史长度无关。
 # 所以上下文越长，吞吐量的比较越偏向 S4D；质量上谁受益更多，需要在更长的上下文上重新做同样的实验才能回答。
 #
+# ## 本书的运行时间
+#
+# 主任务 `s4lab book` 按顺序执行各章，每执行完一章就把它的用时与模式写进那一章 `.ipynb` 的元数据。
+# 下面读出这些记录（本章自己的用时要等本章执行完才有，所以不在表中）。{ref}`preface` 里的运行时间就取自这里。
+
+# %%
+mode_labels = {"full": "完整", "quick": "快速"}
+times = [row for row in recorded_times(find_root()) if row["chapter"] != "13_conclusion"]
+rows_html = "".join(
+    f"<tr><td>{html.escape(row['chapter'])}</td><td>{mode_labels.get(row['mode'], row['mode'])}</td>"
+    f"<td>{row['seconds']:.1f}</td></tr>" for row in times
+)
+display(HTML(f"<table><thead><tr><th>章节</th><th>模式</th><th>用时（秒）</th></tr></thead><tbody>{rows_html}</tbody></table>"))
+book_minutes = sum(row["seconds"] for row in times) / 60
+run_device = f"{final['threads']} 个线程的 CPU" if final["device"] == "cpu" else f"CUDA GPU（{final['device']}）"
+modes = {row["mode"] for row in times}
+print(f"以上 {len(times)} 章共用 {book_minutes:.1f} 分钟；训练一章的设备：{run_device}。")
+if modes != {"full"}:
+    print("注意：其中有章节的输出来自快速模式，这些用时不代表完整模式。")
+glue("book_minutes", book_minutes, display=False)
+glue("timed_chapters", len(times), display=False)
+glue("run_device", run_device, display=False)
+
 # ## 接下来可以做什么
 #
 # - **更长的上下文**。S4 最初就是为长序列设计的 {cite}`gu2022s4`。把 $L$ 加倍再加倍，按本书的协议重做对比。
