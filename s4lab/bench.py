@@ -20,6 +20,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -629,9 +630,51 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def output_path_problem(out: Path) -> str | None:
+    """在测量之前检查能否写出 JSON 文件 ``out``：不能时返回中文说明（写出路径与改法），能时返回 None。
+
+    检查时会创建缺少的上级目录并在其中写一个临时文件，检查完把两者都删掉。
+    """
+    fix = "请用 --out 换一个可写的路径。"
+    if out.is_dir():
+        return f"--out {out} 无效：这是一个目录，需要的是 JSON 文件的路径。{fix}"
+    missing = []  # 需要创建的目录，从深到浅
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        missing.append(ancestor)
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"--out {out} 无效：{ancestor} 是一个文件，不是目录，不能在它下面写文件。{fix}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".bench-", suffix=".tmp"):
+            pass
+    except OSError as error:
+        return f"--out {out} 无效：无法在目录 {out.parent} 中写文件（{error.strerror}）。{fix}"
+    finally:
+        for folder in missing:
+            if folder.is_dir():
+                folder.rmdir()
+    return None
+
+
 def cmd_bench(args) -> int:
-    results = run_suite(quick=args.quick, device=args.device, measure_memory=not args.no_memory)
-    out = Path(args.out) if args.out else Path(runs_dir()) / f"bench_{results['mode']}.json"
+    """运行基准、打印短表并写出 JSON。设备或输出路径无效时在测量之前返回 2。"""
+    from s4lab.train_cli import DeviceOptionError, parse_device_option
+
+    try:
+        device = parse_device_option(args.device)
+    except DeviceOptionError as error:
+        print(f"错误：{error}", file=sys.stderr)
+        return 2
+    mode = "quick" if args.quick else "full"
+    out = Path(args.out) if args.out else Path(runs_dir()) / f"bench_{mode}.json"
+    problem = output_path_problem(out)
+    if problem is not None:
+        print(f"错误：{problem}", file=sys.stderr)
+        return 2
+
+    results = run_suite(quick=args.quick, device=str(device), measure_memory=not args.no_memory)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     print(format_table(results))
@@ -646,7 +689,7 @@ def add_subcommands(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="运行效率基准，写一个 JSON 文件并打印短表")
     bench.add_argument("--quick", action="store_true", default=is_quick(), help="快速模式：小规模，一分钟内跑完（供 CI 使用）")
     bench.add_argument("--out", default=None, help="JSON 输出路径，默认 runs/bench_full.json 或 runs/bench_quick.json")
-    bench.add_argument("--device", default="cpu", help="计算设备，例如 cpu 或 cuda（默认 cpu）")
+    bench.add_argument("--device", default="cpu", help="计算设备：auto、cpu、cuda 或 cuda:0 这样的写法（默认 cpu）")
     bench.add_argument("--no-memory", action="store_true", help="不测峰值内存（省去每个变体一个子进程）")
     bench.set_defaults(func=cmd_bench)
 

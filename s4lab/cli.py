@@ -41,7 +41,11 @@ def translate_argparse_message(message: str) -> str:
     for pattern, template in _ARGPARSE_MESSAGES:
         matched = pattern.fullmatch(message)
         if matched:
-            return template.format(**matched.groupdict())
+            fields = matched.groupdict()
+            if "choices" in fields:
+                # argparse 用半角逗号分隔可选值（"'a', 'b'"），中文列举用顿号。
+                fields["choices"] = "、".join(fields["choices"].split(", "))
+            return template.format(**fields)
     return message
 
 
@@ -64,12 +68,14 @@ class ChineseArgumentParser(argparse.ArgumentParser):
     """帮助与报错都用中文的解析器。``add_subparsers`` 建出的子命令解析器也是这个类。
 
     报错的格式是 ``s4lab train: 错误：…``，先打印用法行，退出码 2（与 argparse 相同）。
+    子命令后面无法识别的参数由这个子命令的解析器报错，用法行与程序名都是子命令的。
     """
 
     def __init__(self, *args, **kwargs):
         add_help = kwargs.pop("add_help", True)
         kwargs.setdefault("formatter_class", ChineseHelpFormatter)
         super().__init__(*args, add_help=False, **kwargs)
+        self._commands = None  # add_subparsers() 返回的动作
         self._positionals.title = "位置参数"
         self._optionals.title = "选项"
         if add_help:
@@ -79,9 +85,55 @@ class ChineseArgumentParser(argparse.ArgumentParser):
                 prefix + "h", prefix * 2 + "help", action="help", default=argparse.SUPPRESS, help="显示帮助并退出"
             )
 
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("title", "子命令")
+        self._commands = super().add_subparsers(**kwargs)
+        return self._commands
+
+    def _show_commands_in_usage(self) -> None:
+        # 用法行里列出全部子命令。子命令在 add_subparsers() 之后才加入，所以在格式化与解析前再设置。
+        if self._commands is not None:
+            self._commands.metavar = "{" + ",".join(self._commands.choices) + "}"
+
+    def format_usage(self):
+        self._show_commands_in_usage()
+        return super().format_usage()
+
+    def format_help(self):
+        self._show_commands_in_usage()
+        return super().format_help()
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._show_commands_in_usage()
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            owner = self
+            if self._commands is not None:
+                command = getattr(parsed, self._commands.dest, None)
+                owner = self._commands.choices.get(command, self)
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _describe_command_error(self, message: str) -> str | None:
+        """把缺少子命令、子命令无效这两种报错写成中文；其他报错返回 None。"""
+        if self._commands is None:
+            return None
+        metavar = self._commands.metavar
+        choices = "、".join(repr(name) for name in self._commands.choices)
+        if message == f"the following arguments are required: {metavar}":
+            return f"缺少子命令：可选的值是 {choices}"
+        invalid = re.fullmatch(rf"argument {re.escape(metavar)}: invalid choice: (?P<value>.+?) \(choose from .+\)", message)
+        if invalid:
+            return f"子命令 {invalid['value']} 无效：可选的值是 {choices}"
+        return None
+
     def error(self, message):
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: 错误：{translate_argparse_message(message)}\n")
+        text = self._describe_command_error(message) or translate_argparse_message(message)
+        self.exit(2, f"{self.prog}: 错误：{text}\n")
 
 
 def _root(value) -> Path:

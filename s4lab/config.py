@@ -226,7 +226,7 @@ def read_yaml(path) -> dict:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(
-            [f"顶层必须是映射（键: 值），收到 {type(document).__name__}。可用的部分：{', '.join(SECTIONS)}。"],
+            [f"顶层必须是映射（键: 值），收到 {type(document).__name__}。可用的部分：{'、'.join(SECTIONS)}。"],
             source=str(path),
         )
     return document
@@ -274,8 +274,10 @@ def _check_value(key: str, value, rule: Field, problems: list[str]):
     """检查一个值的类型与范围，返回转换后的值；无效时把说明追加到 ``problems`` 并返回 None。"""
     allowed = rule.describe()
 
-    def reject(reason: str):
-        problems.append(f"{key} = {value!r} 无效：{reason}，允许的取值是 {allowed}。")
+    def reject(reason: str, *, name_allowed: bool = True):
+        # name_allowed=False：reason 已经写出了允许的取值（布尔值的“需要 true 或 false”），不再重复一遍。
+        suffix = f"，允许的取值是 {allowed}" if name_allowed else ""
+        problems.append(f"{key} = {value!r} 无效：{reason}{suffix}。")
 
     if value is None:
         if not rule.nullable:
@@ -291,16 +293,16 @@ def _check_value(key: str, value, rule: Field, problems: list[str]):
             try:
                 number = float(value)
             except ValueError:
-                return reject("类型是 str，需要数")
+                return reject("类型是 str，需要数值")
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            return reject(f"类型是 {type(value).__name__}，需要数")
+            return reject(f"类型是 {type(value).__name__}，需要数值")
         else:
             number = float(value)
         if not math.isfinite(number):
             return reject("不是有限数")
     elif rule.kind == "bool":
         if not isinstance(value, bool):
-            return reject(f"类型是 {type(value).__name__}，需要 true 或 false")
+            return reject(f"类型是 {type(value).__name__}，需要 {allowed}", name_allowed=False)
         return value
     else:  # str、path
         if not isinstance(value, str) or not value.strip():
@@ -322,14 +324,14 @@ def _check_section(name: str, section_values, problems: list[str]) -> dict:
     if section_values is None:
         section_values = {}
     if not isinstance(section_values, dict):
-        problems.append(f"{name} = {section_values!r} 无效：必须是映射（键: 值），可用的键是 {', '.join(SCHEMA[name])}。")
+        problems.append(f"{name} = {section_values!r} 无效：必须是映射（键: 值），可用的键是 {'、'.join(SCHEMA[name])}。")
         return defaults
     resolved = dict(defaults)
     for key, value in section_values.items():
         rule = SCHEMA[name].get(key)
         if rule is None:
             problems.append(
-                f"{name}.{key} 是未知的键（值为 {value!r}）：{name} 部分可用的键是 {', '.join(SCHEMA[name])}。"
+                f"{name}.{key} 是未知的键（值为 {value!r}）：{name} 部分可用的键是 {'、'.join(SCHEMA[name])}。"
             )
             continue
         converted = _check_value(f"{name}.{key}", value, rule, problems)
@@ -384,7 +386,7 @@ def validate(values: dict, source: str | None = None) -> RunConfig:
     problems: list[str] = []
     for key in values:
         if key not in SECTIONS:
-            problems.append(f"{key} 是未知的部分（值为 {values[key]!r}）：顶层可用的键是 {', '.join(SECTIONS)}。")
+            problems.append(f"{key} 是未知的部分（值为 {values[key]!r}）：顶层可用的键是 {'、'.join(SECTIONS)}。")
     model = _check_value("model", values.get("model", "s4d"), MODEL_FIELD, problems)
     sections = {name: _check_section(name, values.get(name), problems) for name in SCHEMA}
     if problems:

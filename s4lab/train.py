@@ -241,7 +241,7 @@ def train(
     Ctrl-C 时在当前这一步结束后保存检查点，再抛出 :class:`TrainingInterrupted`。
     """
     if model_name not in MODEL_NAMES:
-        raise ValueError(f"未知的模型名 {model_name!r}：可选 {', '.join(MODEL_NAMES)}。")
+        raise ValueError(f"未知的模型名 {model_name!r}：可选 {'、'.join(MODEL_NAMES)}。")
     if len(dataset.vocab) != lm_config.vocab_size:
         raise ValueError(
             f"词表大小 {len(dataset.vocab)} 与 LMConfig.vocab_size={lm_config.vocab_size} 不一致："

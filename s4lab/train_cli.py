@@ -42,6 +42,28 @@ _temperature = _checked_number(
 )
 
 
+class DeviceOptionError(ValueError):
+    """``--device`` 的值无效，或者这台机器上没有它要的设备。"""
+
+
+def parse_device_option(text: str):
+    """把 ``--device`` 的值（auto、cpu、cuda 或 cuda:0 这样的写法）转成 ``torch.device``。
+
+    auto 在有 CUDA 时选 GPU。写法无效或这台机器没有 CUDA 时抛出 :class:`DeviceOptionError`，消息是中文。
+    """
+    import torch
+
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise DeviceOptionError(f"--device {text!r} 无效：允许 auto、cpu、cuda 或 cuda:0 这样的写法。") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceOptionError(f"--device {text!r} 无效：这台机器上没有可用的 CUDA 设备。")
+    return device
+
+
 def _error(message: str, code: int) -> int:
     print(f"错误：{message}", file=sys.stderr)
     return code
@@ -98,6 +120,15 @@ def _train(args) -> int:
     if args.resume and not (out_dir / "metrics.jsonl").is_file():
         return _error(f"运行目录 {out_dir} 中没有 metrics.jsonl，不是一次可以恢复的运行：请检查 run.out_dir，或去掉 --resume。", EXIT_ERROR)
 
+    if args.resume:
+        try:
+            completed = _completed_run_message(config, out_dir)
+        except CheckpointError as error:
+            return _error(str(error), EXIT_ERROR)
+        if completed is not None:
+            print(completed)
+            return 0
+
     try:
         dataset = load_dataset(config.data)
     except (DataError, TypeError) as error:
@@ -137,6 +168,27 @@ def _train(args) -> int:
     return 0
 
 
+def _completed_run_message(config, out_dir: Path) -> str | None:
+    """运行目录里最新的检查点已经训练到 ``train.max_steps`` 时返回一行说明，否则返回 None（照常恢复训练）。
+
+    检查点与配置不兼容时抛出 ``CheckpointError``，与真正恢复训练时一样。
+    """
+    from s4lab.checkpoints import _newest_resumable, check_compatible
+
+    checkpoint, path = _newest_resumable(out_dir)
+    step = checkpoint["step"]
+    max_steps = config.train.max_steps
+    if step != max_steps:
+        return None
+    # 词表要读完语料才知道，所以这里不比较词表：不会再训练，也就不会写出词表不符的检查点。
+    check_compatible(checkpoint, path, config.model, config.lm, config.train, checkpoint.get("vocab", ""))
+    return (
+        f"运行 {out_dir} 已经训练完成（第 {step} 步，共 {max_steps} 步），没有可以继续的步数；"
+        f"检查点与指标在 {out_dir}（last.pt、best.pt、metrics.jsonl、loss_curve.png）。"
+        f"要多训练一些步，请用 --set train.max_steps=… 加大总步数后再 --resume。"
+    )
+
+
 def cmd_sample(args) -> int:
     """读取检查点，在提示文本后续写并打印。"""
     import torch
@@ -161,15 +213,10 @@ def cmd_sample(args) -> int:
             EXIT_ERROR,
         )
     prompt = vocab.encode(args.prompt)  # (T,)
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            device = torch.device(args.device)
-        except RuntimeError:
-            return _error(f"--device {args.device!r} 无效：允许 auto、cpu、cuda 或 cuda:0 这样的写法。", EXIT_CONFIG)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            return _error(f"--device {args.device!r} 无效：这台机器上没有可用的 CUDA 设备。", EXIT_CONFIG)
+    try:
+        device = parse_device_option(args.device)
+    except DeviceOptionError as error:
+        return _error(str(error), EXIT_CONFIG)
     model.to(device)
     generator = torch.Generator().manual_seed(args.seed)
     out = generate(

@@ -135,3 +135,71 @@ def test_crossover_description_covers_every_case():
     assert "都不比" in describe_crossover(None, None, [256, 1024])
     assert "交点在网格之下" in describe_crossover(256, None, [256, 1024])
     assert "L≈700" in describe_crossover(1024, 700, [256, 1024])
+
+
+@pytest.fixture
+def no_measuring(monkeypatch):
+    """把 run_suite 换成一个记录调用的替身：这些测试要求在测量之前就报错。"""
+    calls = []
+    monkeypatch.setattr(bench, "run_suite", lambda **kwargs: calls.append(kwargs) or pytest.fail("不该开始测量"))
+    return calls
+
+
+def _bench_exit(argv, capsys):
+    from s4lab import cli
+
+    code = cli.main(["bench", "--no-memory", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_bench_invalid_device_rejected(no_measuring, tmp_path, capsys):
+    code, out, err = _bench_exit(["--device", "nosuch", "--out", str(tmp_path / "b.json")], capsys)
+    assert code == 2
+    assert out == ""
+    assert err == "错误：--device 'nosuch' 无效：允许 auto、cpu、cuda 或 cuda:0 这样的写法。\n"
+    assert no_measuring == []
+
+
+def test_bench_cuda_without_cuda_rejected(no_measuring, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: False)
+    code, _, err = _bench_exit(["--device", "cuda", "--out", str(tmp_path / "b.json")], capsys)
+    assert code == 2
+    assert err == "错误：--device 'cuda' 无效：这台机器上没有可用的 CUDA 设备。\n"
+    assert "Traceback" not in err
+    assert no_measuring == []
+
+
+def test_bench_unwritable_out_rejected(no_measuring, tmp_path, capsys):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("", encoding="utf-8")
+    out = blocker / "sub" / "bench.json"
+    code, _, err = _bench_exit(["--out", str(out)], capsys)
+    assert code == 2
+    assert err.startswith(f"错误：--out {out} 无效：{blocker} 是一个文件，不是目录")
+    assert "请用 --out 换一个可写的路径" in err
+    assert no_measuring == []
+    assert blocker.read_text(encoding="utf-8") == ""
+
+
+def test_bench_out_folder_rejected(no_measuring, tmp_path, capsys):
+    code, _, err = _bench_exit(["--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert "这是一个目录" in err
+    assert no_measuring == []
+
+
+def test_output_path_check_leaves_no_trace(tmp_path):
+    out = tmp_path / "a" / "b" / "bench.json"
+    assert bench.output_path_problem(out) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_writes_json_after_checks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "run_suite", lambda **kwargs: {"mode": "quick", "device": kwargs["device"]})
+    monkeypatch.setattr(bench, "format_table", lambda results: "表")
+    out = tmp_path / "new" / "bench.json"
+    code, stdout, _ = _bench_exit(["--quick", "--device", "cpu", "--out", str(out)], capsys)
+    assert code == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == {"mode": "quick", "device": "cpu"}
+    assert f"结果已写入 {out}" in stdout

@@ -23,9 +23,11 @@ BAD_ARGUMENTS = [
     (["sample", "--checkpoint"], "s4lab sample", ["参数 --checkpoint：需要一个值"]),
     (["book", "--only"], "s4lab book", ["参数 --only：至少需要一个值"]),
     (["bench", "--quick=yes"], "s4lab bench", ["参数 --quick：", "不接受值", "'yes'"]),
-    (["train", "--frobnicate"], "s4lab", ["无法识别的参数：--frobnicate"]),
-    (["fly"], "s4lab", ["'fly' 无效：可选的值是", "'train'", "'bench'"]),
-    ([], "s4lab", ["缺少必需的参数：command"]),
+    (["train", "--frobnicate"], "s4lab train", ["无法识别的参数：--frobnicate"]),
+    (["check", "extra"], "s4lab check", ["无法识别的参数：extra"]),
+    (["bench", "--repeats", "x"], "s4lab bench", ["无法识别的参数：--repeats x"]),
+    (["fly"], "s4lab", ["子命令 'fly' 无效：可选的值是 'book'、'check'、'train'、'sample'、'bench'"]),
+    ([], "s4lab", ["缺少子命令：可选的值是 'book'、'check'、'train'、'sample'、'bench'"]),
 ]
 
 
@@ -82,11 +84,32 @@ def test_help_is_chinese(argv, prog, capsys):
         assert english not in out
 
 
-def test_top_level_help_lists_positional_group(capsys):
+def test_top_level_help_lists_subcommands(capsys):
     _, out, _ = _run(["-h"], capsys)
-    assert "\n位置参数：\n" in out
+    assert out.startswith("用法：s4lab [-h] {book,check,train,sample,bench} ...")
+    assert "\n子命令：\n" in out
     for command in ("book", "check", "train", "sample", "bench"):
-        assert command in out
+        assert f"\n    {command} " in out
+
+
+def test_unrecognized_argument_uses_subcommand_usage(capsys):
+    code, _, err = _run(["check", "extra"], capsys)
+    assert code == 2
+    assert err.startswith("用法：s4lab check [-h] [--root ROOT]\n")
+    assert "{book,check" not in err
+
+
+def test_standalone_cli_extras_use_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(["train", "--frobnicate"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "s4lab train: 错误：无法识别的参数：--frobnicate" in err
+
+
+def test_invalid_choices_joined_with_dunhao():
+    message = "argument --mode: invalid choice: 'x' (choose from 'a', 'b', 'c')"
+    assert cli.translate_argparse_message(message) == "参数 --mode：'x' 无效：可选的值是 'a'、'b'、'c'"
 
 
 def test_unknown_argparse_message_kept_as_is():

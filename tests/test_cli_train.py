@@ -1,5 +1,7 @@
 """``s4lab train`` 与 ``s4lab sample`` 的命令行行为：退出码、中文报错、无效配置时不写任何文件，以及采样函数。"""
 
+import shutil
+
 import pytest
 import torch
 
@@ -104,10 +106,35 @@ def test_existing_run_not_overwritten(trained_run, capsys):
 
 
 def test_resume_of_finished_run_is_a_no_op(trained_run, capsys):
-    before = (trained_run / "metrics.jsonl").read_bytes()
-    assert train_cli.main(["train", "--resume", "--out-dir", str(trained_run), "--no-progress"]) == 0
-    assert "训练到第 6 步" in capsys.readouterr().out
-    assert (trained_run / "metrics.jsonl").read_bytes() == before
+    before = {name: (trained_run / name).read_bytes() for name in ("metrics.jsonl", "last.pt", "summary.json")}
+    # 不加 --no-progress：已经完成的运行也不应显示（空的）进度条。
+    assert train_cli.main(["train", "--resume", "--out-dir", str(trained_run)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"运行 {trained_run} 已经训练完成（第 6 步，共 6 步），没有可以继续的步数；"
+        f"检查点与指标在 {trained_run}（last.pt、best.pt、metrics.jsonl、loss_curve.png）。"
+        "要多训练一些步，请用 --set train.max_steps=… 加大总步数后再 --resume。"
+    ]
+    assert captured.err == ""
+    for name, content in before.items():
+        assert (trained_run / name).read_bytes() == content
+
+
+def test_finished_run_other_model_rejected(trained_run, capsys):
+    code = train_cli.main(["train", "--resume", "--out-dir", str(trained_run), "--set", "model=transformer", "--no-progress"])
+    assert code == 1
+    assert "不兼容" in capsys.readouterr().err
+
+
+def test_resume_with_more_steps_continues(trained_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    code = train_cli.main(["train", "--resume", "--out-dir", str(run), "--set", "train.max_steps=9", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "恢复训练" in captured.err
+    assert "训练到第 9 步" in captured.out
+    assert read_checkpoint(run / "last.pt")["step"] == 9
 
 
 def test_missing_corpus_reported(write_config, tmp_path, capsys):
@@ -246,3 +273,9 @@ def test_generate_rejects_empty_prompt():
     model = build_model("s4d", SMALL)
     with pytest.raises(ValueError, match="至少要有一个字符"):
         generate(model, torch.zeros(1, 0, dtype=torch.long), 3)
+
+
+def test_sample_invalid_device_rejected(trained_run, capsys):
+    args = ["sample", "--checkpoint", str(trained_run / "best.pt"), "--prompt", "ROMEO:", "--device", "nosuch"]
+    assert train_cli.main(args) == 2
+    assert capsys.readouterr().err == "错误：--device 'nosuch' 无效：允许 auto、cpu、cuda 或 cuda:0 这样的写法。\n"

@@ -119,6 +119,33 @@ BAD_OVERRIDES = [
 ]
 
 
+# 每一行：--set 覆盖、完整的一条报错（措辞一字不差）。
+EXACT_MESSAGES = [
+    ("train.lr=true", "train.lr = True 无效：类型是 bool，需要数值，允许的取值是 > 0 的有限数。"),
+    ("train.lr=abc", "train.lr = 'abc' 无效：类型是 str，需要数值，允许的取值是 > 0 的有限数。"),
+    ("data.verify=yes please", "data.verify = 'yes please' 无效：类型是 str，需要 true 或 false。"),
+    (
+        "lm.foo=1",
+        "lm.foo 是未知的键（值为 1）：lm 部分可用的键是 "
+        + "、".join(LMConfig().to_dict())
+        + "。",
+    ),
+]
+
+
+@pytest.mark.parametrize("override, expected", EXACT_MESSAGES, ids=[row[0] for row in EXACT_MESSAGES])
+def test_bad_value_message_wording(override, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(CONFIGS / "s4d_cpu_small.yaml", [override])
+    assert info.value.problems == [expected]
+
+
+def test_unknown_section_list_uses_dunhao():
+    with pytest.raises(ConfigError) as info:
+        validate({"optimizer": {"name": "adam"}})
+    assert info.value.problems[0].endswith("顶层可用的键是 model、lm、train、data、run。")
+
+
 @pytest.mark.parametrize("overrides, fragments", BAD_OVERRIDES, ids=lambda v: v[0] if isinstance(v, list) else "")
 def test_bad_value_names_key_value_and_range(overrides, fragments):
     with pytest.raises(ConfigError) as info:
