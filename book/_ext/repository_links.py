@@ -1,107 +1,36 @@
 """本书的 Sphinx 扩展：按仓库地址生成 Colab/Binder 启动按钮与 GitHub 按钮。
 
-启动按钮要知道笔记本在哪个 GitHub 仓库的哪个分支上。我们不把地址写死在 ``_config.yml`` 里，
-而是在构建时按下面的顺序找：
+地址从哪里来见 ``s4lab.repository``：环境变量 ``S4LAB_REPOSITORY_URL``，否则是 git 的 ``origin``，
+只要它在 GitHub 上。找到时，笔记本页面右上角出现火箭按钮（Binder 与 Colab），页眉出现指向仓库的
+GitHub 按钮；找不到时（例如从本地路径克隆的副本）不生成这些按钮，构建日志里有一行说明。
 
-1. 环境变量 ``S4LAB_REPOSITORY_URL``（例如 ``https://github.com/<用户>/<仓库>``），分支取
-   ``S4LAB_REPOSITORY_BRANCH``，没有设置时取当前检出的分支；
-2. 书的源目录所在 git 仓库的 ``origin`` 远程地址，只要它指向 GitHub（https 或 ssh 形式都可以）。
-
-找到时，笔记本页面右上角出现火箭按钮（Binder 与 Colab），页眉出现指向仓库的 GitHub 按钮；
-找不到时（例如从本地路径克隆的副本）不生成这些按钮，构建日志里有一行说明。Jupyter Book 1 在没有
-配置仓库时默认填入它自己的仓库地址，这里一并去掉，免得任何链接指向别人的仓库。
+不让任何链接指向别人的仓库：Jupyter Book 1 在没有配置仓库时默认填入它自己的仓库地址，这里去掉；
+sphinx-thebe 在每页写一段内联配置，其中的 Binder 仓库默认是一个示例仓库。本书不启用 Thebe，
+有仓库地址时把它换成本书的仓库，没有时删去这段配置。
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-from pathlib import Path
-
+from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ConfigError
 from sphinx.util import logging
 
-REPOSITORY_ENV = "S4LAB_REPOSITORY_URL"
-BRANCH_ENV = "S4LAB_REPOSITORY_BRANCH"
-DEFAULT_BRANCH = "main"
-BINDER_URL = "https://mybinder.org"
-COLAB_URL = "https://colab.research.google.com"
-# https://github.com/org/repo(.git)、git@github.com:org/repo(.git)、ssh://git@github.com/org/repo(.git)
-GITHUB_REMOTE = re.compile(
-    r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"
-    r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$"
-)
+from s4lab.repository import REPOSITORY_ENV, find_repository, theme_options
+
+THEBE_CONFIG_MARK = "text/x-thebe-config"
 
 logger = logging.getLogger(__name__)
 
 
-def github_url(remote: str) -> str | None:
-    """把 GitHub 的远程地址规范成 ``https://github.com/<用户>/<仓库>``；不是 GitHub 地址时返回 None。"""
-    match = GITHUB_REMOTE.match(remote.strip())
-    if match is None:
-        return None
-    return f"https://github.com/{match['owner']}/{match['name']}"
-
-
-def _git(source_dir: Path, *args: str) -> str | None:
-    """在 ``source_dir`` 里运行一条只读的 git 命令，返回输出；没有 git 或命令失败时返回 None。"""
-    try:
-        result = subprocess.run(
-            ["git", *args], cwd=source_dir, capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
-
-
-def find_repository(source_dir, environ=None) -> tuple[str, str] | None:
-    """返回 ``(仓库地址, 分支)``；既没有设置 ``S4LAB_REPOSITORY_URL``、``origin`` 也不在 GitHub 上时返回 None。"""
-    environ = os.environ if environ is None else environ
-    source_dir = Path(source_dir)
-    configured = environ.get(REPOSITORY_ENV, "").strip()
-    if configured:
-        url = github_url(configured)
-        if url is None:
-            raise ConfigError(
-                f"{REPOSITORY_ENV}={configured!r} 不是 GitHub 仓库的地址：Colab 只能打开 GitHub 上的笔记本。"
-                f"请写成 https://github.com/<用户>/<仓库>，或者删去这个环境变量（那样就不生成启动按钮）。"
-            )
-    else:
-        origin = _git(source_dir, "remote", "get-url", "origin")
-        url = github_url(origin) if origin else None
-        if url is None:
-            return None
-    branch = environ.get(BRANCH_ENV, "").strip()
-    if not branch:
-        # 分离头指针时 symbolic-ref 失败，这时用默认分支。
-        branch = _git(source_dir, "symbolic-ref", "--short", "HEAD") or DEFAULT_BRANCH
-    return url, branch
-
-
-def theme_options(repository: tuple[str, str]) -> dict:
-    """sphinx-book-theme 生成启动按钮与仓库按钮所需的主题选项。"""
-    url, branch = repository
-    return {
-        "repository_url": url,
-        "repository_branch": branch,
-        "path_to_docs": "",
-        "use_repository_button": True,
-        "launch_buttons": {
-            "notebook_interface": "jupyterlab",
-            "binderhub_url": BINDER_URL,
-            "colab_url": COLAB_URL,
-        },
-    }
-
-
 def configure(app: Sphinx, config: Config) -> None:
+    """按找到的仓库地址设置主题选项，或者去掉 Jupyter Book 填入的默认地址。"""
+    try:
+        repository = find_repository(app.srcdir)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     options = config.html_theme_options
-    repository = find_repository(app.srcdir)
     if repository is None:
         for key in ("repository_url", "repository_branch", "launch_buttons", "use_repository_button"):
             options.pop(key, None)
@@ -110,10 +39,22 @@ def configure(app: Sphinx, config: Config) -> None:
         )
         return
     options.update(theme_options(repository))
-    logger.info(f"启动按钮指向 {repository[0]} 的 {repository[1]} 分支。")
+    url, branch = repository
+    config.thebe_config = {**(config.thebe_config or {}), "repository_url": url, "repository_branch": branch}
+    logger.info(f"启动按钮指向 {url} 的 {branch} 分支。")
+
+
+def drop_thebe_config(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """没有仓库地址时，删去 sphinx-thebe 写进页面、指向示例仓库的内联配置。"""
+    if app.config.html_theme_options.get("repository_url"):
+        return
+    for node in list(doctree.findall(nodes.raw)):
+        if THEBE_CONFIG_MARK in node.astext():
+            node.parent.remove(node)
 
 
 def setup(app: Sphinx) -> dict:
-    # priority 900：在 Jupyter Book 把 _config.yml 转成主题选项之后运行。
+    # priority 900：在 Jupyter Book 把 _config.yml 转成主题选项之后、在 sphinx-thebe 写入配置之后运行。
     app.connect("config-inited", configure, priority=900)
+    app.connect("doctree-resolved", drop_thebe_config, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
