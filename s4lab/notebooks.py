@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import s4lab
+from s4lab.repository import find_repository
 from s4lab.runtime import QUICK_ENV
 
 METADATA_KEY = "s4lab"
@@ -111,6 +112,9 @@ def execute_notebook(py_path, quick: bool = False) -> tuple[object, float]:
             notebook,
             timeout=None,
             kernel_name="python3",
+            # 内核自己的日志只留错误：ipykernel 7 每次启动都警告“内核走未加密的 TCP”，这里是本机执行，这条警告只是噪声。
+            # 单元里的 warnings 与 stderr 输出不受影响，照常写进笔记本。
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
             resources={"metadata": {"path": str(py_path.parent)}},
         )
         client.execute()
@@ -146,11 +150,35 @@ def recorded_times(root) -> list[dict]:
     return rows
 
 
+def _keep_cell_ids(notebook, previous) -> None:
+    """沿用上一版 ``.ipynb`` 的单元 id，免得每次重新执行都改写每个单元的 id、让 git 的差异变得很长。
+
+    源码没变的单元按内容配对；改过的单元若与上一版同一位置的单元类型相同，沿用那个位置的 id。
+    """
+    ids_by_content = {}
+    for cell in previous.cells:
+        ids_by_content.setdefault((cell.cell_type, cell.source), []).append(cell.get("id"))
+    used = set()
+    for index, cell in enumerate(notebook.cells):
+        candidates = ids_by_content.get((cell.cell_type, cell.source))
+        if candidates:
+            cell_id = candidates.pop(0)
+        elif index < len(previous.cells) and previous.cells[index].cell_type == cell.cell_type:
+            cell_id = previous.cells[index].get("id")
+        else:
+            cell_id = None
+        if cell_id and cell_id not in used:
+            cell["id"] = cell_id
+            used.add(cell_id)
+
+
 def write_notebook(notebook, ipynb_path) -> None:
-    """把执行后的笔记本写到 ``.ipynb``（先写临时文件再改名）。"""
+    """把执行后的笔记本写到 ``.ipynb``（先写临时文件再改名），单元 id 沿用已有的那一版。"""
     import jupytext
 
     ipynb_path = Path(ipynb_path)
+    if ipynb_path.is_file():
+        _keep_cell_ids(notebook, jupytext.read(ipynb_path))
     tmp = ipynb_path.with_name(ipynb_path.stem + ".tmp.ipynb")
     jupytext.write(notebook, tmp, fmt="ipynb")
     os.replace(tmp, ipynb_path)
@@ -212,6 +240,7 @@ def jupyter_book_command() -> list[str]:
 
 def build_book(root, strict: bool = False) -> None:
     """用 Jupyter Book 1 构建 HTML（使用已提交的输出，不重新执行），结果在 ``_build/html``。"""
+    find_repository(root)  # 启动按钮的仓库地址写错时，在调用 Jupyter Book 之前报错
     command = [*jupyter_book_command(), "build", str(root), "--all"]
     if strict:
         command += ["-W", "-n", "--keep-going"]
@@ -226,6 +255,9 @@ def run_main_job(root, only=None, quick: bool = False, build: bool = True, stric
 
     root = Path(root)
     notebooks = list_notebooks(root)
+    if build:
+        # 构建时才用到仓库地址；写错时在执行任何章节之前就报错，而不是几十分钟后构建时才报。
+        find_repository(root)
     if only:
         wanted = set(only)
         unknown = wanted - {p.stem for p in notebooks}
@@ -259,12 +291,19 @@ def run_main_job(root, only=None, quick: bool = False, build: bool = True, stric
     runs.mkdir(exist_ok=True)
     record_path = runs / f"main_job_{mode_name}.json"
     chapters = dict(times)
-    if only and record_path.is_file():
-        # 只执行了部分章节：保留上一次完整运行里其余章节的用时，只更新这次执行的章节。
-        chapters = {**json.loads(record_path.read_text(encoding="utf-8")).get("chapters", {}), **times}
+    if only:
+        # 只执行了部分章节：其余章节的用时取上一次的记录；还没有记录时，取各章 .ipynb 元数据里同一模式的用时。
+        if record_path.is_file():
+            previous = json.loads(record_path.read_text(encoding="utf-8")).get("chapters", {})
+        else:
+            previous = {row["chapter"]: row["seconds"] for row in recorded_times(root) if row["mode"] == mode_name}
+        merged = {**previous, **times}
+        # 按阅读顺序排列；记录里已经不存在的章节不再保留。
+        chapters = {path.stem: merged[path.stem] for path in list_notebooks(root) if path.stem in merged}
     record = {"mode": mode_name, "chapters": chapters, "total_seconds": round(sum(chapters.values()), 1)}
     record_path.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
-    print(f"全部 {len(notebooks)} 章执行完毕，共用时 {format_duration(total)}。", flush=True)
+    scope = f"{len(notebooks)} 章" if only else f"全部 {len(notebooks)} 章"
+    print(f"{scope}执行完毕，共用时 {format_duration(total)}。", flush=True)
     if quick:
         print("注意：这些 .ipynb 现在带着快速模式的输出，不能提交；要恢复已提交的输出，运行 git checkout -- notebooks/。")
     if build:

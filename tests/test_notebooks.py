@@ -113,13 +113,39 @@ def test_repository_chapters_are_numbered_pairs():
 
 
 def test_partial_run_keeps_other_chapter_times(book):
+    (book / "notebooks" / "02_other.py").write_text(SOURCE, encoding="utf-8")
     record_path = book / "runs" / "main_job_full.json"
     record_path.parent.mkdir(exist_ok=True)
-    record_path.write_text('{"mode": "full", "chapters": {"00_other": 12.5, "01_tiny": 99.0}}', encoding="utf-8")
+    record = {"mode": "full", "chapters": {"01_tiny": 99.0, "02_other": 12.5, "03_removed": 1.0}}
+    record_path.write_text(json.dumps(record), encoding="utf-8")
     notebooks.run_main_job(book, only=["01_tiny"], build=False)
     chapters = json.loads(record_path.read_text(encoding="utf-8"))["chapters"]
-    assert chapters["00_other"] == 12.5
+    assert list(chapters) == ["01_tiny", "02_other"]
+    assert chapters["02_other"] == 12.5
     assert chapters["01_tiny"] != 99.0
+
+
+def test_partial_run_without_record_uses_metadata(book):
+    """还没有用时记录时，其余章节的用时取自它们 .ipynb 元数据里同一模式的记录。"""
+    second = book / "notebooks" / "02_other.py"
+    second.write_text(SOURCE, encoding="utf-8")
+    notebooks.run_main_job(book, only=["02_other"], build=False)
+    record_path = book / "runs" / "main_job_full.json"
+    record_path.unlink()
+    notebooks.run_main_job(book, only=["01_tiny"], build=False)
+    chapters = json.loads(record_path.read_text(encoding="utf-8"))["chapters"]
+    assert list(chapters) == ["01_tiny", "02_other"]
+    assert chapters["02_other"] == notebooks.recorded_times(book)[1]["seconds"]
+
+
+def test_rerun_keeps_cell_ids(book):
+    ipynb_path = book / "notebooks" / "01_tiny.ipynb"
+    before = [cell["id"] for cell in jupytext.read(ipynb_path).cells]
+    py_path = book / "notebooks" / "01_tiny.py"
+    py_path.write_text(SOURCE.replace("1 + 1", "1 + 2"), encoding="utf-8")
+    notebooks.run_main_job(book, only=["01_tiny"], build=False)
+    after = [cell["id"] for cell in jupytext.read(ipynb_path).cells]
+    assert after == before
 
 
 def test_edit_during_execution_is_stale(tmp_path):
@@ -157,3 +183,16 @@ def test_recorded_times_skip_unrecorded(book):
 @pytest.mark.parametrize("seconds, text", [(2.34, "2.3 秒"), (59.9, "59.9 秒"), (60, "1.0 分钟"), (1496.0, "24.9 分钟")])
 def test_format_duration_units(seconds, text):
     assert notebooks.format_duration(seconds) == text
+
+
+def test_kernel_log_is_quiet_but_cell_warnings_kept(tmp_path, capfd):
+    """内核启动时的 TCP 警告不再打到终端，单元里的 warnings 仍写进输出。"""
+    py_path = tmp_path / "01_warn.py"
+    cell = 'import warnings\nwarnings.warn("单元里的警告")\nprint("你好")'
+    py_path.write_text(SOURCE.replace('print("你好", 1 + 1)', cell), encoding="utf-8")
+    notebook, _ = notebooks.execute_notebook(py_path)
+    terminal = capfd.readouterr().err
+    assert "without encryption" not in terminal
+    texts = "".join(output.get("text", "") for output in notebook.cells[1].outputs)
+    assert "单元里的警告" in texts
+    assert "你好" in texts
