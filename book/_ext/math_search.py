@@ -11,6 +11,7 @@
 - 浏览器控制台：sphinx-thebe 0.3.1 在本书的构建里把同一段内联配置脚本（``const THEBE_JS_URL = …``）
   加进每页两次，第二次在浏览器里抛出 SyntaxError；这里删去完全相同的重复脚本。pydata-sphinx-theme
   0.17.1 在模板变量 ``default_mode`` 为空时往控制台写一条错误，这里把它设为 ``auto``（主题本来的行为）。
+- 引用两侧的空格：源码里角色两侧留空格；引用显示成汉字（章节标题、“图 3”）时，删去它与相邻汉字之间的空格。
 - 术语的子词：jieba 的 ``cut_for_search`` 只把长词再切出 2 字和 3 字的词，所以“状态空间模型”
   不会给索引带来“状态空间”。这里在每个切出的词里再找词表中 4 字及以上的术语，一并加入索引。
 """
@@ -117,6 +118,39 @@ def join_wide_lines(app: Sphinx, doctree: nodes.document) -> None:
             parent.replace(text, nodes.Text(joined))
 
 
+def _is_shown_reference(node: nodes.Node) -> bool:
+    """交叉引用（{ref}、{numref}、{cite} 解析后的链接）或粘贴进来的 glue 文本。"""
+    if isinstance(node, nodes.reference):
+        return True
+    return isinstance(node, nodes.inline) and "pasted-text" in node.get("classes", [])
+
+
+def tighten_reference_spaces(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """删去汉字与显示成汉字的引用之间的那个空格。
+
+    源码里 MyST 角色两侧一律留一个空格（排版测试按这条规则检查）。角色解析之后，引用显示成章节标题
+    （如“结论：结果表与如何解读”）或“图 3”时，两个汉字之间就多出一个空格；显示成拉丁字母、数字或
+    “[6]”时空格保留。判断与换行相同，用 ``should_join``。
+    """
+    for text in list(doctree.findall(nodes.Text)):
+        parent = text.parent
+        if parent is None or _is_verbatim(parent):
+            continue
+        value = str(text)
+        index = parent.index(text)
+        tightened = value
+        if tightened.endswith(" ") and index + 1 < len(parent) and _is_shown_reference(parent[index + 1]):
+            before = tightened[:-1][-1:] or (_edge_character(parent[index - 1], last=True) if index > 0 else "")
+            if should_join(before, _edge_character(parent[index + 1], last=False)):
+                tightened = tightened[:-1]
+        if tightened.startswith(" ") and index > 0 and _is_shown_reference(parent[index - 1]):
+            after = tightened[1:2] or (_edge_character(parent[index + 1], last=False) if index + 1 < len(parent) else "")
+            if should_join(_edge_character(parent[index - 1], last=True), after):
+                tightened = tightened[1:]
+        if tightened != value:
+            parent.replace(text, nodes.Text(tightened))
+
+
 def _is_verbatim(node: nodes.Node) -> bool:
     while node is not None:
         if isinstance(node, VERBATIM_NODES):
@@ -181,6 +215,8 @@ def setup(app: Sphinx) -> dict:
     # priority 900：在 Jupyter Book 与其他扩展的 config-inited 处理之后运行。
     app.connect("config-inited", configure, priority=900)
     app.connect("doctree-read", join_wide_lines)
+    # 引用在 doctree-resolved 之前已经解析成显示的文字。
+    app.connect("doctree-resolved", tighten_reference_spaces)
     # priority 900：在 MathJax 等扩展往页面加脚本之后运行。
     app.connect("html-page-context", clean_page_scripts, priority=900)
     app.connect("build-finished", copy_mathjax)
