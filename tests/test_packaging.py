@@ -1,5 +1,6 @@
 """安装配置：environment.yml 的 pip 部分与 pyproject.toml 一致，命令行入口可用。"""
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -85,3 +86,18 @@ def test_runs_dir_inside_and_outside_the_book(monkeypatch, tmp_path):
     assert runs_dir() == tmp_path.resolve() / "runs"
     monkeypatch.setenv("S4LAB_RUNS", str(tmp_path / "elsewhere"))
     assert runs_dir() == tmp_path / "elsewhere"
+
+
+def test_binder_pins_same_cpu_torch_and_python():
+    """Binder 的配置与 environment.yml 用同一个 PyTorch 与 Python 版本，PyTorch 取 CPU 构建。"""
+    env, pip_lines = _conda_pip_section()
+    requirements = (REPO_ROOT / ".binder" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    lines = [line for line in requirements if line and not line.startswith("#")]
+    assert pip_lines[0] in lines
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    runtime = (REPO_ROOT / ".binder" / "runtime.txt").read_text(encoding="utf-8").strip()
+    assert runtime == "python-" + python.split("=")[1]
+    post_build = REPO_ROOT / ".binder" / "postBuild"
+    assert os.access(post_build, os.X_OK)
+    assert 'pip install --no-cache-dir -e ".[book]"' in post_build.read_text(encoding="utf-8")
