@@ -167,13 +167,18 @@ rows_html = "".join(
 display(HTML(f"<table><thead><tr><th>章节</th><th>模式</th><th>用时（秒）</th></tr></thead><tbody>{rows_html}</tbody></table>"))
 book_minutes = sum(row["seconds"] for row in times) / 60
 run_device = f"{final['threads']} 个线程的 CPU" if final["device"] == "cpu" else f"CUDA GPU（{final['device']}）"
-modes = {row["mode"] for row in times}
-print(f"以上 {len(times)} 章共用 {book_minutes:.1f} 分钟；训练一章的设备：{run_device}。")
-if modes != {"full"}:
-    print("注意：其中有章节的输出来自快速模式，这些用时不代表完整模式。")
+training_seconds = {row["chapter"]: row["seconds"] for row in times}.get("10_training", float("nan"))
+if {row["mode"] for row in times} == {"full"}:
+    run_mode = "完整模式"
+else:
+    run_mode = "快速模式（至少有一章的输出来自快速模式，这些用时不代表完整运行）"
+print(f"以上 {len(times)} 章共用 {book_minutes:.1f} 分钟，其中训练一章 {training_seconds / 60:.1f} 分钟；"
+      f"训练一章的设备：{run_device}；模式：{run_mode}。")
 glue("book_minutes", book_minutes, display=False)
 glue("timed_chapters", len(times), display=False)
 glue("run_device", run_device, display=False)
+glue("run_mode", run_mode, display=False)
+glue("training_chapter_minutes", training_seconds / 60, display=False)
 
 # ## 接下来可以做什么
 #
