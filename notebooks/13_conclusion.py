@@ -111,6 +111,7 @@ print("结果已读入。")
 #
 # 下面几段结论由代码根据上表的数字选出，措辞随结果变化。判断质量差距时，我们拿最终训练的测试损失之差
 # 与多种子短跑的标准差比较：短跑比最终训练短，它的标准差只是最终训练波动的一个近似。
+# 差距超过标准差的三倍时，我们说一个模型更好；在两倍与三倍之间时，只说它多半更好；不到两倍时不下结论。
 
 # %%
 noise = max(spread["s4d"]["std"], spread["transformer"]["std"])
@@ -118,9 +119,13 @@ gap = tf["nats"] - s4d["nats"]
 better, worse = ("S4D", "Transformer") if gap > 0 else ("Transformer", "S4D")
 faster = "S4D" if s4d_run["tokens_per_second"] > tf_run["tokens_per_second"] else "Transformer"
 lines = []
-if abs(gap) > 2 * noise:
+if abs(gap) > 3 * noise:
     lines.append(f"- **质量**：{better} 的测试损失比 {worse} 低 {abs(gap):.4f} nats，超过多种子短跑中种子间标准差"
-                 f"（{noise:.4f}）的两倍，在这个规模与预算下可以认为它更好。")
+                 f"（{noise:.4f}）的三倍，在这个规模与预算下可以认为它更好。")
+elif abs(gap) > 2 * noise:
+    lines.append(f"- **质量**：{better} 的测试损失比 {worse} 低 {abs(gap):.4f} nats，是多种子短跑中种子间标准差"
+                 f"（{noise:.4f}）的 {abs(gap) / noise:.2f} 倍：超过两倍，但不到三倍。在这个规模与预算下 {better} 多半更好，"
+                 f"但差距与种子间的波动在同一量级，换一组种子或训练得更久，这个结论有可能改变。")
 else:
     lines.append(f"- **质量**：两个模型的测试损失相差 {abs(gap):.4f} nats，不到多种子短跑中种子间标准差"
                  f"（{noise:.4f}）的两倍，在这个规模与预算下不能断定谁更好。")
