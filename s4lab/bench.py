@@ -32,7 +32,7 @@ from torch import nn
 from s4lab import generation, ssm
 from s4lab.layers import CausalSelfAttention, S4DLayer
 from s4lab.models import LMConfig, build_model, parameter_groups
-from s4lab.runtime import runs_dir
+from s4lab.runtime import is_quick, runs_dir
 
 JSON_FORMAT = 1
 LAYER_VARIANTS = ("s4d_fast", "s4d_vandermonde", "attention_sdpa", "attention_naive")
@@ -667,14 +667,16 @@ def cmd_bench(args) -> int:
     except DeviceOptionError as error:
         print(f"错误：{error}", file=sys.stderr)
         return 2
-    mode = "quick" if args.quick else "full"
+    # S4LAB_QUICK 在这里才读，写错时的报错由 main() 统一打印，而不是在建解析器时抛出。
+    quick = args.quick or is_quick()
+    mode = "quick" if quick else "full"
     out = Path(args.out) if args.out else Path(runs_dir()) / f"bench_{mode}.json"
     problem = output_path_problem(out)
     if problem is not None:
         print(f"错误：{problem}", file=sys.stderr)
         return 2
 
-    results = run_suite(quick=args.quick, device=str(device), measure_memory=not args.no_memory)
+    results = run_suite(quick=quick, device=str(device), measure_memory=not args.no_memory)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     print(format_table(results))
@@ -684,10 +686,8 @@ def cmd_bench(args) -> int:
 
 def add_subcommands(subparsers) -> None:
     """给 ``s4lab`` 的命令行加上 ``bench`` 子命令。"""
-    from s4lab.runtime import is_quick
-
     bench = subparsers.add_parser("bench", help="运行效率基准，写一个 JSON 文件并打印短表")
-    bench.add_argument("--quick", action="store_true", default=is_quick(), help="快速模式：小规模，一分钟内跑完（供 CI 使用）")
+    bench.add_argument("--quick", action="store_true", help="快速模式：小规模，一分钟内跑完（供 CI 使用）；也可设置 S4LAB_QUICK=1")
     bench.add_argument("--out", default=None, help="JSON 输出路径，默认 runs/bench_full.json 或 runs/bench_quick.json")
     bench.add_argument("--device", default="cpu", help="计算设备：auto、cpu、cuda 或 cuda:0 这样的写法（默认 cpu）")
     bench.add_argument("--no-memory", action="store_true", help="不测峰值内存（省去每个变体一个子进程）")

@@ -59,8 +59,14 @@ def parse_device_option(text: str):
         device = torch.device(text)
     except RuntimeError:
         raise DeviceOptionError(f"--device {text!r} 无效：允许 auto、cpu、cuda 或 cuda:0 这样的写法。") from None
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceOptionError(f"--device {text!r} 无效：允许 auto、cpu、cuda 或 cuda:0 这样的写法。")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceOptionError(f"--device {text!r} 无效：这台机器上没有可用的 CUDA 设备。")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceOptionError(
+            f"--device {text!r} 无效：这台机器只有 {torch.cuda.device_count()} 个 CUDA 设备，编号从 0 开始。"
+        )
     return device
 
 

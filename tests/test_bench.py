@@ -203,3 +203,34 @@ def test_bench_writes_json_after_checks(tmp_path, monkeypatch, capsys):
     assert code == 0
     assert json.loads(out.read_text(encoding="utf-8")) == {"mode": "quick", "device": "cpu"}
     assert f"结果已写入 {out}" in stdout
+
+
+@pytest.mark.parametrize("device", ["mps", "meta"])
+def test_bench_other_device_types_rejected(no_measuring, tmp_path, capsys, device):
+    code, _, err = _bench_exit(["--device", device, "--out", str(tmp_path / "b.json")], capsys)
+    assert code == 2
+    assert err == f"错误：--device '{device}' 无效：允许 auto、cpu、cuda 或 cuda:0 这样的写法。\n"
+    assert no_measuring == []
+
+
+def test_bench_missing_cuda_index_rejected(no_measuring, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(bench.torch.cuda, "device_count", lambda: 1)
+    code, _, err = _bench_exit(["--device", "cuda:7", "--out", str(tmp_path / "b.json")], capsys)
+    assert code == 2
+    assert "只有 1 个 CUDA 设备" in err
+    assert no_measuring == []
+
+
+def test_bad_quick_variable_is_one_line_error(no_measuring, tmp_path, monkeypatch, capsys):
+    """S4LAB_QUICK 写错时，s4lab 的任何子命令都打印一行中文错误，而不是在建解析器时抛出异常。"""
+    from s4lab import cli
+
+    monkeypatch.setenv("S4LAB_QUICK", "2")
+    assert cli.build_parser() is not None
+    code = cli.main(["bench", "--out", str(tmp_path / "b.json")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "S4LAB_QUICK='2' 无效" in err
+    assert "Traceback" not in err
+    assert no_measuring == []
