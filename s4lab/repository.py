@@ -31,7 +31,8 @@ GITHUB_REMOTE = re.compile(
 def github_url(remote: str) -> str | None:
     """把 GitHub 的远程地址规范成 ``https://github.com/<用户>/<仓库>``；不是 GitHub 地址时返回 None。"""
     match = GITHUB_REMOTE.match(remote.strip())
-    if match is None:
+    # GitHub 不允许名为 . 或 .. 的仓库。
+    if match is None or match["name"] in (".", ".."):
         return None
     return f"https://github.com/{match['owner']}/{match['name']}"
 
@@ -59,7 +60,8 @@ def find_repository(source_dir, environ=None) -> tuple[str, str] | None:
         if url is None:
             raise ValueError(
                 f"{REPOSITORY_ENV}={configured!r} 不是 GitHub 仓库的地址：Colab 只能打开 GitHub 上的笔记本。"
-                f"请写成 https://github.com/<用户>/<仓库>，或者删去这个环境变量（那样就不生成启动按钮）。"
+                f"请写成仓库根目录的地址 https://github.com/<用户>/<仓库>（分支用 {BRANCH_ENV} 指定），"
+                f"或者删去这个环境变量（那样就不生成启动按钮）。"
             )
     else:
         origin = _git(source_dir, "remote", "get-url", "origin")

@@ -42,6 +42,8 @@ def test_github_remotes_are_normalised(remote):
         "https://github.com/example-org",
         "https://github.com/example-org/s4d-book/tree/main",
         "http://github.com/example-org/s4d-book",
+        "https://github.com/example-org/..",
+        "https://github.com/example-org/.",
         "",
     ],
 )
@@ -87,6 +89,7 @@ def test_non_github_environment_url_rejected(tmp_path):
         repository.find_repository(tmp_path, environ=environ)
     message = str(error.value)
     assert "https://gitlab.com/org/s4lab" in message
+    assert repository.BRANCH_ENV in message
     assert "https://github.com/<用户>/<仓库>" in message
 
 
