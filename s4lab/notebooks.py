@@ -241,6 +241,13 @@ def jupyter_book_command() -> list[str]:
 def build_book(root, strict: bool = False) -> None:
     """用 Jupyter Book 1 构建 HTML（使用已提交的输出，不重新执行），结果在 ``_build/html``。"""
     find_repository(root)  # 启动按钮的仓库地址写错时，在调用 Jupyter Book 之前报错
+    not_full = [row["chapter"] for row in recorded_times(root) if row["mode"] != "full"]
+    if not_full:
+        print(
+            f"注意：这些章节的输出来自快速模式：{'、'.join(not_full)}。构建出的书（包括前言里的运行时间）不代表完整运行；"
+            "要恢复已提交的输出，运行 git checkout -- notebooks/，或用 s4lab book 重新执行。",
+            file=sys.stderr,
+        )
     command = [*jupyter_book_command(), "build", str(root), "--all"]
     if strict:
         command += ["-W", "-n", "--keep-going"]

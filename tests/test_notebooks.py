@@ -196,3 +196,12 @@ def test_kernel_log_is_quiet_but_cell_warnings_kept(tmp_path, capfd):
     texts = "".join(output.get("text", "") for output in notebook.cells[1].outputs)
     assert "单元里的警告" in texts
     assert "你好" in texts
+
+
+def test_build_warns_about_quick_chapters(book, monkeypatch, capsys):
+    """已执行章节里有快速模式的输出时，构建之前在 stderr 上列出这些章节。"""
+    _edit_ipynb(book, lambda nb: nb.metadata[notebooks.METADATA_KEY].update(mode="quick"))
+    # 用 true 代替 jupyter-book：只检查构建之前的提示。
+    monkeypatch.setattr(notebooks, "jupyter_book_command", lambda: ["true"])
+    notebooks.build_book(book)
+    assert "这些章节的输出来自快速模式：01_tiny" in capsys.readouterr().err
