@@ -50,3 +50,17 @@ def test_code_next_to_reference_keeps_space():
     document += nodes.paragraph("", "", nodes.literal("x", "x"), nodes.Text(" "), reference)
     math_search.tighten_reference_spaces(None, document, "page")
     assert document.astext() == "x 结论"
+
+
+@pytest.mark.parametrize(
+    "before, shown, after, expected",
+    [
+        ("独立做\n", "式 (35)", "，最后", "独立做式 (35)，最后"),
+        ("独立做 \n ", "式 (35)", "，最后", "独立做式 (35)，最后"),
+        ("见", "结论", "\n一节", "见结论一节"),
+        ("见", "式 (35)", "\n一节", "见式 (35)\n一节"),
+        ("model\n", "式 (35)", "。", "model\n式 (35)。"),
+    ],
+)
+def test_line_break_next_to_reference(before, shown, after, expected):
+    assert _paragraph(before, shown, after) == expected

@@ -38,6 +38,8 @@ SHORTEST_ADDED_TERM = 4
 HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")  # 汉字：基本区与扩展 A 区
 FULL_WIDTH_PUNCTUATION = re.compile("[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\u2018\u2019\u201c\u201d\u2026\u2014]")
 LINE_BREAK = re.compile("[ \t]*\n[ \t]*")
+TRAILING_GAP = re.compile("[ \t]*\n?[ \t]*$")
+LEADING_GAP = re.compile("^[ \t]*\n?[ \t]*")
 # 这些节点里的文本原样显示，不动它们的换行。
 VERBATIM_NODES = (nodes.FixedTextElement, nodes.literal, nodes.math, nodes.raw)
 
@@ -139,14 +141,18 @@ def tighten_reference_spaces(app: Sphinx, doctree: nodes.document, docname: str)
         value = str(text)
         index = parent.index(text)
         tightened = value
-        if tightened.endswith(" ") and index + 1 < len(parent) and _is_shown_reference(parent[index + 1]):
-            before = tightened[:-1][-1:] or (_edge_character(parent[index - 1], last=True) if index > 0 else "")
+        # 空白可能是源码里的一个空格，也可能是折行留下的换行（join_wide_lines 运行时引用还没有解析）。
+        gap = TRAILING_GAP.search(tightened)
+        if gap.group() and index + 1 < len(parent) and _is_shown_reference(parent[index + 1]):
+            before = tightened[: gap.start()][-1:] or (_edge_character(parent[index - 1], last=True) if index > 0 else "")
             if should_join(before, _edge_character(parent[index + 1], last=False)):
-                tightened = tightened[:-1]
-        if tightened.startswith(" ") and index > 0 and _is_shown_reference(parent[index - 1]):
-            after = tightened[1:2] or (_edge_character(parent[index + 1], last=False) if index + 1 < len(parent) else "")
+                tightened = tightened[: gap.start()]
+        gap = LEADING_GAP.match(tightened)
+        if gap.group() and index > 0 and _is_shown_reference(parent[index - 1]):
+            rest = tightened[gap.end():]
+            after = rest[:1] or (_edge_character(parent[index + 1], last=False) if index + 1 < len(parent) else "")
             if should_join(_edge_character(parent[index - 1], last=True), after):
-                tightened = tightened[1:]
+                tightened = rest
         if tightened != value:
             parent.replace(text, nodes.Text(tightened))
 
