@@ -174,8 +174,10 @@ gap = spread["transformer"]["mean"] - spread["s4d"]["mean"]
 noise = max(spread["s4d"]["std"], spread["transformer"]["std"])
 lower = "S4D" if gap > 0 else "Transformer"
 print(f"\n均值之差：{abs(gap):.4f} nats（{lower} 更低），较大的种子间标准差：{noise:.4f} nats")
-if abs(gap) > 2 * noise:
-    print(f"差距超过种子间标准差的两倍：在这个设置下，{lower} 的优势不像是随机波动。")
+if abs(gap) > 3 * noise:
+    print(f"差距超过种子间标准差的三倍：在这个设置下，{lower} 的优势不像是随机波动。")
+elif abs(gap) > 2 * noise:
+    print(f"差距是种子间标准差的 {abs(gap) / noise:.2f} 倍，超过两倍但不到三倍：{lower} 多半更好，但还不能排除随机波动。")
 else:
     print("差距不到种子间标准差的两倍：在这个设置下，不能断定两个模型谁更好。")
 
@@ -194,7 +196,7 @@ ax.grid(alpha=0.3, axis="y")
 plt.show()
 
 # %% [markdown]
-# 两个种子以上才有标准差可言；种子数很少时，标准差本身的估计也很粗，上面的“两倍”只是经验上的判断线，
+# 两个种子以上才有标准差可言；种子数很少时，标准差本身的估计也很粗，上面的“两倍”与“三倍”只是经验上的判断线，
 # 不是严格的检验。
 #
 # ## 损失随上下文位置的变化

@@ -176,7 +176,7 @@ training_seconds = {row["chapter"]: row["seconds"] for row in times}.get("10_tra
 if {row["mode"] for row in times} == {"full"}:
     run_mode = "完整模式"
 else:
-    run_mode = "快速模式（至少有一章的输出来自快速模式，这些用时不代表完整运行）"
+    run_mode = "快速模式（至少有一章的输出来自快速模式：这一版页面不是本书提交的完整输出，这些用时也不代表完整运行）"
 print(f"以上 {len(times)} 章共用 {book_minutes:.1f} 分钟，其中训练一章 {training_seconds / 60:.1f} 分钟；"
       f"训练一章的设备：{run_device}；模式：{run_mode}。")
 glue("book_minutes", book_minutes, display=False)
