@@ -13,19 +13,19 @@ sys.path.insert(0, str(REPO_ROOT / "book" / "_ext"))
 import math_search  # noqa: E402
 
 
-def _paragraph(before, shown, after, pasted=False):
+def _paragraph(before, reference_text, after, pasted=False):
     document = new_document("page")
     if pasted:
-        middle = nodes.inline(shown, shown, classes=["pasted-text"])
+        middle = nodes.inline(reference_text, reference_text, classes=["pasted-text"])
     else:
-        middle = nodes.reference("", "", nodes.inline(shown, shown), refuri="#x")
+        middle = nodes.reference("", "", nodes.inline(reference_text, reference_text), refuri="#x")
     document += nodes.paragraph("", "", nodes.Text(before), middle, nodes.Text(after))
     math_search.tighten_reference_spaces(None, document, "page")
     return document.astext()
 
 
 @pytest.mark.parametrize(
-    "before, shown, after, expected",
+    "before, reference_text, after, expected",
     [
         ("由 ", "结论：结果表与如何解读", " 从各章读出", "由结论：结果表与如何解读从各章读出"),
         ("见 ", "图 3", "。", "见图 3。"),
@@ -33,10 +33,16 @@ def _paragraph(before, shown, after, pasted=False):
         ("见 ", "FFT 卷积", "。", "见 FFT 卷积。"),
         ("模型 ", "[6]", " 的", "模型 [6] 的"),
         ("a ", "结论", " b", "a 结论 b"),
+        # 源码折行留下的换行与空格一样处理。
+        ("独立做\n", "式 (35)", "，最后", "独立做式 (35)，最后"),
+        ("独立做 \n ", "式 (35)", "，最后", "独立做式 (35)，最后"),
+        ("见", "结论", "\n一节", "见结论一节"),
+        ("见", "式 (35)", "\n一节", "见式 (35)\n一节"),
+        ("model\n", "式 (35)", "。", "model\n式 (35)。"),
     ],
 )
-def test_reference_spaces(before, shown, after, expected):
-    assert _paragraph(before, shown, after) == expected
+def test_reference_spaces(before, reference_text, after, expected):
+    assert _paragraph(before, reference_text, after) == expected
 
 
 def test_pasted_glue_text_spaces():
@@ -51,16 +57,3 @@ def test_code_next_to_reference_keeps_space():
     math_search.tighten_reference_spaces(None, document, "page")
     assert document.astext() == "x 结论"
 
-
-@pytest.mark.parametrize(
-    "before, shown, after, expected",
-    [
-        ("独立做\n", "式 (35)", "，最后", "独立做式 (35)，最后"),
-        ("独立做 \n ", "式 (35)", "，最后", "独立做式 (35)，最后"),
-        ("见", "结论", "\n一节", "见结论一节"),
-        ("见", "式 (35)", "\n一节", "见式 (35)\n一节"),
-        ("model\n", "式 (35)", "。", "model\n式 (35)。"),
-    ],
-)
-def test_line_break_next_to_reference(before, shown, after, expected):
-    assert _paragraph(before, shown, after) == expected
